@@ -1,0 +1,92 @@
+// Package derrors defines the few categories of error agentstore's layers
+// return to each other. The store turns database errors into them, the HTTP
+// layer maps them to a status and a public code in one table; an error of
+// no category is an internal one.
+package derrors
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// NotFound: the resource does not exist, or belongs to another tenant.
+	NotFound = errors.New("not found")
+	// InvalidArgument: the input is malformed or breaks a rule of the model.
+	InvalidArgument = errors.New("invalid argument")
+	// Conflict: the input clashes with the resource's current state.
+	Conflict = errors.New("conflict")
+	// Forbidden: the caller is known but may not do this.
+	Forbidden = errors.New("forbidden")
+	// Unauthenticated: the caller could not be identified.
+	Unauthenticated = errors.New("unauthenticated")
+	// RateLimited: the caller is over its budget.
+	RateLimited = errors.New("rate limited")
+	// Unavailable: a dependency is down or overloaded; retrying may succeed.
+	Unavailable = errors.New("unavailable")
+)
+
+// Error is an error in a category with a message fit for a client, and
+// optional per-field details.
+type Error struct {
+	// Category is one of this package's sentinels.
+	Category error
+	// Message is safe to show to the client.
+	Message string
+	// Details name the offending fields, when there are any.
+	Details []Detail
+	// Cause is the underlying error, logged but never shown.
+	Cause error
+}
+
+// Detail names one offending field of a request.
+type Detail struct {
+	// Field is the JSON path of the field, such as "steps[2].seq".
+	Field string `json:"field"`
+	// Message says what is wrong with it.
+	Message string `json:"message"`
+}
+
+// Error returns the client-safe message.
+func (e *Error) Error() string { return e.Message }
+
+// Is reports whether target is e's category.
+func (e *Error) Is(target error) bool { return e.Category == target }
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Cause }
+
+// New returns an error of category cat with a client-safe message.
+func New(cat error, format string, args ...any) *Error {
+	return &Error{Category: cat, Message: fmt.Sprintf(format, args...)}
+}
+
+// Field returns an InvalidArgument error about one field.
+func Field(field, format string, args ...any) *Error {
+	msg := fmt.Sprintf(format, args...)
+	return &Error{
+		Category: InvalidArgument,
+		Message:  field + ": " + msg,
+		Details:  []Detail{{Field: field, Message: msg}},
+	}
+}
+
+// Category returns the category of err, or nil when it has none.
+func Category(err error) error {
+	for _, c := range []error{NotFound, InvalidArgument, Conflict, Forbidden, Unauthenticated, RateLimited, Unavailable} {
+		if errors.Is(err, c) {
+			return c
+		}
+	}
+	return nil
+}
+
+// Wrap prefixes *errp with a description of what failed, keeping its
+// category, when *errp is not nil. Use it deferred:
+//
+//	defer derrors.Wrap(&err, "runs.Create(%s)", id)
+func Wrap(errp *error, format string, args ...any) {
+	if *errp != nil {
+		*errp = fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), *errp)
+	}
+}
