@@ -53,7 +53,10 @@ type Store struct {
 // pgSchema explicitly, so no session state is needed and a transaction-mode
 // pooler is safe.
 func New(db *sql.DB, dialectName, pgSchema string, log *slog.Logger) *Store {
-	drv := entsql.OpenDB(dialectName, db)
+	return newStore(entsql.OpenDB(dialectName, db), db, dialectName, pgSchema, log)
+}
+
+func newStore(drv dialect.Driver, db *sql.DB, dialectName, pgSchema string, log *slog.Logger) *Store {
 	opts := []ent.Option{ent.Driver(drv)}
 	if dialectName == dialect.Postgres {
 		opts = append(opts, ent.AlternateSchema(ent.SchemaConfig{
