@@ -1,0 +1,48 @@
+# agentstore — the two commands that matter: `make run` and `make test`.
+GO       ?= go
+BIN      := bin/agentstore
+SERVICES := scripts/services.sh
+PKGS     := ./...
+
+.PHONY: run build test unit lint generate check-generate migrate-diff migrate-lint bench fuzz clean
+
+## run: start the service on the embedded default (SQLite, in-process limiter and hub)
+run:
+	$(GO) run ./cmd/server serve
+
+## build: build the one binary into bin/agentstore
+build:
+	$(GO) build -o $(BIN) ./cmd/server
+
+## test: every test (unit, integration on real PostgreSQL and Redis, end-to-end on the built binary), with -race
+test: check-generate lint build
+	AGENTSTORE_BIN=$(CURDIR)/$(BIN) $(SERVICES) -- $(GO) test -race -count=1 -timeout 14m $(PKGS)
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l cmd internal migrations ent/schema); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+## generate: regenerate ent/ from ent/schema
+generate:
+	$(GO) generate ./ent
+
+## check-generate: fail when the committed ent/ differs from what ent/schema generates
+check-generate:
+	@scripts/check-generated.sh
+
+## migrate-diff: write the next migration from the ent schema (make migrate-diff name=add_x)
+migrate-diff:
+	@test -n "$(name)" || { echo "usage: make migrate-diff name=<what_changed>"; exit 2; }
+	$(SERVICES) -- $(GO) run ./internal/tools/migratediff -name $(name)
+
+## migrate-lint: lint the migration files main does not have yet
+migrate-lint:
+	$(SERVICES) -- $(GO) run ./internal/tools/migratelint
+
+## bench: the benchmarks, on durable PostgreSQL (fsync on)
+bench:
+	$(SERVICES) --durable -- $(GO) test -run '^$$' -bench . -benchtime 5s -count 3 ./internal/store/
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentstore/agentstore/internal/dbtest"
+)
+
+// binary is the server under test: $AGENTSTORE_BIN (make test builds it),
+// or one built here.
+var binary string
+
+func TestMain(m *testing.M) {
+	binary = os.Getenv("AGENTSTORE_BIN")
+	if binary == "" {
+		dir, err := os.MkdirTemp("", "agentstore-bin")
+		if err != nil {
+			panic(err)
+		}
+		binary = filepath.Join(dir, "agentstore")
+		out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build server: %v\n%s", err, out)
+			os.Exit(1)
+		}
+		defer os.RemoveAll(dir)
+	}
+	os.Exit(m.Run())
+}
+
+// server is a running server process.
+type server struct {
+	cmd  *exec.Cmd
+	base string
+	done chan error
+}
+
+// start runs `binary serve` with env and waits until it listens.
+func start(t *testing.T, env ...string) *server {
+	t.Helper()
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = append(os.Environ(), append([]string{"ADDR=127.0.0.1:0", "DATA_DIR=" + t.TempDir()}, env...)...)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = &testWriter{t: t}
+	require.NoError(t, cmd.Start())
+	s := &server{cmd: cmd, done: make(chan error, 1)}
+	lines := bufio.NewScanner(stdout)
+	found := make(chan string, 1)
+	go func() {
+		for lines.Scan() {
+			if rest, ok := strings.CutPrefix(lines.Text(), "agentstore listening on "); ok {
+				found <- strings.Fields(rest)[0]
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	go func() { s.done <- cmd.Wait() }()
+	select {
+	case s.base = <-found:
+	case err := <-s.done:
+		t.Fatalf("server exited before listening: %v", err)
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("server did not start within 30s")
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-s.done
+	})
+	return s
+}
+
+// stop sends SIGTERM and returns the exit error.
+func (s *server) stop(t *testing.T) error {
+	t.Helper()
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-s.done:
+		s.done <- err
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatal("server did not stop within 20s of SIGTERM")
+		return nil
+	}
+}
+
+func (s *server) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(s.base + path)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
+}
+
+// testWriter sends a process's stderr to the test log.
+type testWriter struct{ t *testing.T }
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.t.Logf("server: %s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// command runs the binary to completion and returns its output.
+func command(t *testing.T, env []string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func TestServeEmbedded(t *testing.T) {
+	t.Parallel()
+	s := start(t)
+	code, body := s.get(t, "/healthz")
+	assert.Equal(t, http.StatusOK, code)
+	assert.JSONEq(t, `{"status":"ok"}`, body)
+	code, body = s.get(t, "/readyz")
+	assert.Equal(t, http.StatusOK, code)
+	assert.JSONEq(t, `{"status":"ready","checks":{"db":"up"}}`, body)
+	require.NoError(t, s.stop(t), "SIGTERM is a clean exit")
+}
+
+func TestMigrateThenServePostgres(t *testing.T) {
+	t.Parallel()
+	for _, schema := range []string{"agentstore", "custom_schema"} {
+		t.Run(schema, func(t *testing.T) {
+			t.Parallel()
+			env := []string{"DATABASE_URL=" + dbtest.NewDatabase(t), "DB_SCHEMA=" + schema}
+
+			out, err := command(t, env, "serve")
+			require.Error(t, err, "serve refuses an unmigrated database")
+			assert.Contains(t, out, "pending migration")
+
+			out, err = command(t, env, "migrate", "status")
+			require.NoError(t, err, out)
+			assert.Contains(t, out, "PENDING")
+
+			out, err = command(t, env, "migrate", "apply")
+			require.NoError(t, err, out)
+			assert.Contains(t, out, "applied 1 migration(s) to schema "+schema)
+			assert.Contains(t, out, "status:          OK")
+
+			out, err = command(t, env, "migrate", "apply")
+			require.NoError(t, err, out)
+			assert.Contains(t, out, "applied 0 migration(s)", "a second apply does nothing")
+
+			db, err := sql.Open("pgx", strings.TrimPrefix(env[0], "DATABASE_URL="))
+			require.NoError(t, err)
+			defer db.Close()
+			var tables int
+			require.NoError(t, db.QueryRow(`SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename IN
+				('agent_runs','agent_steps','tool_calls','audit_logs','usage_metrics','system_health','atlas_schema_revisions')`, schema).Scan(&tables))
+			assert.Equal(t, 7, tables, "the six tables and the revisions table live in %s", schema)
+			require.NoError(t, db.QueryRow(`SELECT count(*) FROM pg_tables WHERE schemaname = 'public'`).Scan(&tables))
+			assert.Zero(t, tables, "nothing lands in public")
+
+			s := start(t, env...)
+			code, body := s.get(t, "/readyz")
+			assert.Equal(t, http.StatusOK, code, body)
+			require.NoError(t, s.stop(t))
+		})
+	}
+}
+
+func TestInvalidConfiguration(t *testing.T) {
+	t.Parallel()
+	out, err := command(t, []string{"APP_ENV=staging", "DB_SCHEMA=Bad-Name", "LOG_LEVEL=loud"}, "serve")
+	require.Error(t, err)
+	for _, name := range []string{"APP_ENV", "DB_SCHEMA", "LOG_LEVEL"} {
+		assert.Contains(t, out, name+":", "one message per bad value")
+	}
+	out, err = command(t, nil, "migrate", "apply")
+	require.Error(t, err)
+	assert.Contains(t, out, "DATABASE_URL")
+	out, err = command(t, nil, "frobnicate")
+	require.Error(t, err)
+	assert.Contains(t, out, "usage:")
+}

@@ -1,0 +1,163 @@
+// Command server is agentstore's one binary: the API server (`serve`, the
+// default), the migration tool (`migrate apply|status`).
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"entgo.io/ent/dialect"
+
+	"github.com/agentstore/agentstore/internal/config"
+	"github.com/agentstore/agentstore/internal/dbmigrate"
+	"github.com/agentstore/agentstore/internal/httpapi"
+	"github.com/agentstore/agentstore/internal/store"
+	"github.com/agentstore/agentstore/migrations"
+)
+
+const usage = `usage: server [command]
+
+commands:
+  serve            run the API server (default)
+  migrate apply    apply the embedded migrations to DATABASE_URL's DB_SCHEMA
+  migrate status   show applied and pending migrations
+
+Configuration comes from the environment; see README.md.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+// run is main, testable: it parses args, loads the configuration and runs
+// the command until ctx is cancelled.
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) error {
+	cfg, err := config.Load(lookup)
+	if err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch {
+	case cmd == "serve":
+		return serve(ctx, cfg, log, stdout)
+	case cmd == "migrate" && len(args) == 2 && (args[1] == "apply" || args[1] == "status"):
+		return migrate(ctx, cfg, args[1], log, stdout)
+	case cmd == "help" || cmd == "-h" || cmd == "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args)
+}
+
+func migrate(ctx context.Context, cfg config.Config, action string, log *slog.Logger, stdout io.Writer) error {
+	if cfg.DatabaseURL == "" {
+		return errors.New("migrate needs DATABASE_URL (a direct or session-mode PostgreSQL connection); the embedded SQLite database migrates itself at start")
+	}
+	db, err := sql.Open("pgx", cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	dir, err := dbmigrate.Dir(migrations.FS)
+	if err != nil {
+		return err
+	}
+	if action == "apply" {
+		n, err := dbmigrate.Apply(ctx, db, cfg.DBSchema, dir, log)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "applied %d migration(s) to schema %s\n", n, cfg.DBSchema)
+	}
+	rep, err := dbmigrate.Status(ctx, db, cfg.DBSchema, dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, rep.String())
+	return nil
+}
+
+// openStore opens the configured database: PostgreSQL, which must already
+// be migrated, or the embedded SQLite file, which migrates itself.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.Store, error) {
+	if cfg.DatabaseURL == "" {
+		db, err := store.OpenSQLite(ctx, cfg.SQLitePath())
+		if err != nil {
+			return nil, err
+		}
+		return store.New(db, dialect.SQLite, "", log), nil
+	}
+	db, err := store.OpenPostgres(ctx, cfg.DatabaseURL, 20)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := dbmigrate.Dir(migrations.FS)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	rep, err := dbmigrate.Status(ctx, db, cfg.DBSchema, dir)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("read migration status: %w", err)
+	}
+	if len(rep.Pending) > 0 {
+		db.Close()
+		return nil, fmt.Errorf("schema %s has %d pending migration(s): run `server migrate apply` first", cfg.DBSchema, len(rep.Pending))
+	}
+	return store.New(db, dialect.Postgres, cfg.DBSchema, log), nil
+}
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	log.Info("starting", cfg.Redacted()...)
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	api := httpapi.New(httpapi.Deps{Log: log, Ready: map[string]httpapi.Pinger{"db": st}})
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	base := "http://" + ln.Addr().String()
+	log.Info("listening", "addr", ln.Addr().String(), "backend", st.Dialect())
+	fmt.Fprintf(stdout, "agentstore listening on %s (%s)\ntry: curl %s/healthz\n", base, st.Dialect(), base)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
