@@ -15,6 +15,7 @@ import (
 	"github.com/agentstore/agentstore/ent/agentrun"
 	"github.com/agentstore/agentstore/ent/agentstep"
 	"github.com/agentstore/agentstore/ent/auditlog"
+	"github.com/agentstore/agentstore/ent/idempotencykey"
 	"github.com/agentstore/agentstore/ent/systemhealth"
 	"github.com/agentstore/agentstore/ent/toolcall"
 	"github.com/agentstore/agentstore/ent/usagemetric"
@@ -78,12 +79,13 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			agentrun.Table:     agentrun.ValidColumn,
-			agentstep.Table:    agentstep.ValidColumn,
-			auditlog.Table:     auditlog.ValidColumn,
-			systemhealth.Table: systemhealth.ValidColumn,
-			toolcall.Table:     toolcall.ValidColumn,
-			usagemetric.Table:  usagemetric.ValidColumn,
+			agentrun.Table:       agentrun.ValidColumn,
+			agentstep.Table:      agentstep.ValidColumn,
+			auditlog.Table:       auditlog.ValidColumn,
+			idempotencykey.Table: idempotencykey.ValidColumn,
+			systemhealth.Table:   systemhealth.ValidColumn,
+			toolcall.Table:       toolcall.ValidColumn,
+			usagemetric.Table:    usagemetric.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -20,6 +20,8 @@ type Tx struct {
 	AgentStep *AgentStepClient
 	// AuditLog is the client for interacting with the AuditLog builders.
 	AuditLog *AuditLogClient
+	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
+	IdempotencyKey *IdempotencyKeyClient
 	// SystemHealth is the client for interacting with the SystemHealth builders.
 	SystemHealth *SystemHealthClient
 	// ToolCall is the client for interacting with the ToolCall builders.
@@ -160,6 +162,7 @@ func (tx *Tx) init() {
 	tx.AgentRun = NewAgentRunClient(tx.config)
 	tx.AgentStep = NewAgentStepClient(tx.config)
 	tx.AuditLog = NewAuditLogClient(tx.config)
+	tx.IdempotencyKey = NewIdempotencyKeyClient(tx.config)
 	tx.SystemHealth = NewSystemHealthClient(tx.config)
 	tx.ToolCall = NewToolCallClient(tx.config)
 	tx.UsageMetric = NewUsageMetricClient(tx.config)

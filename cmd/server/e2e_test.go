@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentstore/agentstore/internal/dbtest"
+	"github.com/agentstore/agentstore/migrations"
 )
 
 // binary is the server under test: $AGENTSTORE_BIN (make test builds it),
@@ -158,7 +160,7 @@ func TestMigrateThenServePostgres(t *testing.T) {
 
 			out, err = command(t, env, "migrate", "apply")
 			require.NoError(t, err, out)
-			assert.Contains(t, out, "applied 1 migration(s) to schema "+schema)
+			assert.Contains(t, out, fmt.Sprintf("applied %d migration(s) to schema %s", migrationFiles(t), schema))
 			assert.Contains(t, out, "status:          OK")
 
 			out, err = command(t, env, "migrate", "apply")
@@ -196,4 +198,12 @@ func TestInvalidConfiguration(t *testing.T) {
 	out, err = command(t, nil, "frobnicate")
 	require.Error(t, err)
 	assert.Contains(t, out, "usage:")
+}
+
+// migrationFiles counts the embedded migration files.
+func migrationFiles(t *testing.T) int {
+	t.Helper()
+	files, err := fs.Glob(migrations.FS, "*.sql")
+	require.NoError(t, err)
+	return len(files)
 }

@@ -7,12 +7,13 @@ import "context"
 // SchemaConfig represents alternative schema names for all tables
 // that can be passed at runtime.
 type SchemaConfig struct {
-	AgentRun     string // AgentRun table.
-	AgentStep    string // AgentStep table.
-	AuditLog     string // AuditLog table.
-	SystemHealth string // SystemHealth table.
-	ToolCall     string // ToolCall table.
-	UsageMetric  string // UsageMetric table.
+	AgentRun       string // AgentRun table.
+	AgentStep      string // AgentStep table.
+	AuditLog       string // AuditLog table.
+	IdempotencyKey string // IdempotencyKey table.
+	SystemHealth   string // SystemHealth table.
+	ToolCall       string // ToolCall table.
+	UsageMetric    string // UsageMetric table.
 }
 
 type schemaCtxKey struct{}

@@ -133,6 +133,35 @@ var (
 			},
 		},
 	}
+	// IdempotencyKeysColumns holds the columns for the "idempotency_keys" table.
+	IdempotencyKeysColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "tenant_id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "scope", Type: field.TypeString, Size: 100},
+		{Name: "key", Type: field.TypeString, Size: 255},
+		{Name: "request_hash", Type: field.TypeString},
+		{Name: "status_code", Type: field.TypeInt},
+		{Name: "response", Type: field.TypeBytes},
+	}
+	// IdempotencyKeysTable holds the schema information for the "idempotency_keys" table.
+	IdempotencyKeysTable = &schema.Table{
+		Name:       "idempotency_keys",
+		Columns:    IdempotencyKeysColumns,
+		PrimaryKey: []*schema.Column{IdempotencyKeysColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "idempotencykey_tenant_id_scope_key",
+				Unique:  true,
+				Columns: []*schema.Column{IdempotencyKeysColumns[1], IdempotencyKeysColumns[3], IdempotencyKeysColumns[4]},
+			},
+			{
+				Name:    "idempotencykey_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{IdempotencyKeysColumns[2]},
+			},
+		},
+	}
 	// SystemHealthColumns holds the columns for the "system_health" table.
 	SystemHealthColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -252,6 +281,7 @@ var (
 		AgentRunsTable,
 		AgentStepsTable,
 		AuditLogsTable,
+		IdempotencyKeysTable,
 		SystemHealthTable,
 		ToolCallsTable,
 		UsageMetricsTable,
@@ -269,6 +299,9 @@ func init() {
 	}
 	AuditLogsTable.Annotation = &entsql.Annotation{
 		Table: "audit_logs",
+	}
+	IdempotencyKeysTable.Annotation = &entsql.Annotation{
+		Table: "idempotency_keys",
 	}
 	SystemHealthTable.Annotation = &entsql.Annotation{
 		Table: "system_health",

@@ -15,6 +15,9 @@ type AgentStep func(*sql.Selector)
 // AuditLog is the predicate function for auditlog builders.
 type AuditLog func(*sql.Selector)
 
+// IdempotencyKey is the predicate function for idempotencykey builders.
+type IdempotencyKey func(*sql.Selector)
+
 // SystemHealth is the predicate function for systemhealth builders.
 type SystemHealth func(*sql.Selector)
 

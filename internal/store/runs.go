@@ -109,6 +109,25 @@ func (r *Runs) Create(ctx context.Context, in NewRun) (*ent.AgentRun, error) {
 	if _, err := viewerTenant(ctx); err != nil {
 		return nil, err
 	}
+	var run *ent.AgentRun
+	err := r.s.WithTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
+		var err error
+		run, err = r.CreateTx(ctx, tx, in)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return run, nil
+}
+
+// CreateTx is Create inside the caller's transaction tx, for callers that
+// write more in the same transaction, such as an idempotency record.
+func (r *Runs) CreateTx(ctx context.Context, tx *ent.Tx, in NewRun) (*ent.AgentRun, error) {
+	tenantID, err := viewerTenant(ctx)
+	if err != nil {
+		return nil, err
+	}
 	status := agentrun.StatusQueued
 	if in.Status != "" {
 		status = agentrun.Status(in.Status)
@@ -121,52 +140,48 @@ func (r *Runs) Create(ctx context.Context, in NewRun) (*ent.AgentRun, error) {
 		t := now()
 		startedAt = &t
 	}
-	var run *ent.AgentRun
-	err := r.s.WithTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
-		tenantID, _ := viewerTenant(ctx)
-		if in.ParentRunID != nil {
-			ok, err := tx.AgentRun.Query().Where(agentrun.ID(*in.ParentRunID), agentrun.TenantID(tenantID)).Exist(ctx)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return derrors.Field("parentRunId", "no such run")
-			}
-		}
-		c := tx.AgentRun.Create().
-			SetAgentName(in.AgentName).
-			SetStatus(status).
-			SetNillableModel(in.Model).
-			SetNillableUserID(in.UserID).
-			SetNillableParentRunID(in.ParentRunID).
-			SetNillableStartedAt(utc(startedAt))
-		if in.ID != nil {
-			c.SetID(*in.ID)
-		}
-		if in.Input != nil {
-			c.SetInput(in.Input)
-		}
-		if in.Metadata != nil {
-			c.SetMetadata(in.Metadata)
-		}
-		var err error
-		if run, err = c.Save(ctx); err != nil {
-			return err
-		}
-		steps, err := r.insertSteps(ctx, tx, run, 0, in.Steps, "steps")
+	if in.ParentRunID != nil {
+		ok, err := tx.AgentRun.Query().Where(agentrun.ID(*in.ParentRunID), agentrun.TenantID(tenantID)).Exist(ctx)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		run.Edges.Steps = steps
-		calls, err := r.insertToolCalls(ctx, tx, run, in.ToolCalls, steps, "toolCalls")
-		if err != nil {
-			return err
+		if !ok {
+			return nil, derrors.Field("parentRunId", "no such run")
 		}
-		run.Edges.ToolCalls = calls
-		return r.s.Audit.write(ctx, tx, auditEntry{
-			action: "run.create", resourceType: "run", resourceID: run.ID,
-			changes: map[string]any{"agentName": run.AgentName, "status": run.Status, "steps": len(steps), "toolCalls": len(calls)},
-		})
+	}
+	c := tx.AgentRun.Create().
+		SetAgentName(in.AgentName).
+		SetStatus(status).
+		SetNillableModel(in.Model).
+		SetNillableUserID(in.UserID).
+		SetNillableParentRunID(in.ParentRunID).
+		SetNillableStartedAt(utc(startedAt))
+	if in.ID != nil {
+		c.SetID(*in.ID)
+	}
+	if in.Input != nil {
+		c.SetInput(in.Input)
+	}
+	if in.Metadata != nil {
+		c.SetMetadata(in.Metadata)
+	}
+	run, err := c.Save(ctx)
+	if err != nil {
+		return nil, err
+	}
+	steps, err := r.insertSteps(ctx, tx, run, 0, in.Steps, "steps")
+	if err != nil {
+		return nil, err
+	}
+	run.Edges.Steps = steps
+	calls, err := r.insertToolCalls(ctx, tx, run, in.ToolCalls, steps, "toolCalls")
+	if err != nil {
+		return nil, err
+	}
+	run.Edges.ToolCalls = calls
+	err = r.s.Audit.write(ctx, tx, auditEntry{
+		action: "run.create", resourceType: "run", resourceID: run.ID,
+		changes: map[string]any{"agentName": run.AgentName, "status": run.Status, "steps": len(steps), "toolCalls": len(calls)},
 	})
 	if err != nil {
 		return nil, err

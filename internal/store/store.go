@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"reflect"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -59,14 +60,7 @@ func New(db *sql.DB, dialectName, pgSchema string, log *slog.Logger) *Store {
 func newStore(drv dialect.Driver, db *sql.DB, dialectName, pgSchema string, log *slog.Logger) *Store {
 	opts := []ent.Option{ent.Driver(drv)}
 	if dialectName == dialect.Postgres {
-		opts = append(opts, ent.AlternateSchema(ent.SchemaConfig{
-			AgentRun:     pgSchema,
-			AgentStep:    pgSchema,
-			AuditLog:     pgSchema,
-			SystemHealth: pgSchema,
-			ToolCall:     pgSchema,
-			UsageMetric:  pgSchema,
-		}))
+		opts = append(opts, ent.AlternateSchema(schemaConfig(pgSchema)))
 	}
 	if dialectName != dialect.Postgres {
 		pgSchema = ""
@@ -80,6 +74,17 @@ func newStore(drv dialect.Driver, db *sql.DB, dialectName, pgSchema string, log 
 	s.Usage = &Usage{s: s}
 	s.Health = &Health{s: s}
 	return s
+}
+
+// schemaConfig places every table in schema name. It fills the generated
+// struct's fields by reflection, so a new entity cannot be forgotten.
+func schemaConfig(name string) ent.SchemaConfig {
+	var cfg ent.SchemaConfig
+	v := reflect.ValueOf(&cfg).Elem()
+	for i := range v.NumField() {
+		v.Field(i).SetString(name)
+	}
+	return cfg
 }
 
 // Client returns the ent client, for callers that build their own queries.
