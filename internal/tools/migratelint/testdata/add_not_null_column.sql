@@ -1,0 +1,2 @@
+-- Modify "t" table
+ALTER TABLE "t" ADD COLUMN "c" integer NOT NULL;

@@ -1,0 +1,2 @@
+-- Create index "t_b" to table: "t"
+CREATE UNIQUE INDEX "t_b" ON "t" ("b");

@@ -1,0 +1,4 @@
+-- Base state every case is linted against: table "t" (a, b) and table "c"
+-- referencing it.
+CREATE TABLE "t" ("a" integer NOT NULL, "b" character varying NULL, PRIMARY KEY ("a"));
+CREATE TABLE "c" ("id" integer NOT NULL, "t_a" integer NULL, PRIMARY KEY ("id"), CONSTRAINT "c_t_fk" FOREIGN KEY ("t_a") REFERENCES "t" ("a") ON UPDATE NO ACTION ON DELETE SET NULL);

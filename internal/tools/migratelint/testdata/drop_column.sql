@@ -1,0 +1,2 @@
+-- Modify "t" table
+ALTER TABLE "t" DROP COLUMN "b";

@@ -1,0 +1,2 @@
+-- Modify "c" table
+ALTER TABLE "c" DROP CONSTRAINT "c_t_fk";

@@ -1,0 +1,2 @@
+-- Drop "c" table
+DROP TABLE "c";

@@ -1,0 +1,2 @@
+-- atlas:nolint DS102 reason:
+DROP TABLE "c";

@@ -1,0 +1,6 @@
+-- lint:ignore destructive, CD101 reason: "c" is replaced, see the design doc
+
+-- Modify "c" table
+ALTER TABLE "c" DROP CONSTRAINT "c_t_fk";
+-- Drop "c" table
+DROP TABLE "c";

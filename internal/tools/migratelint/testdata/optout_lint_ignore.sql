@@ -1,0 +1,2 @@
+-- lint:ignore DS102 reason: table "c" was never written to in production
+DROP TABLE "c";

@@ -1,0 +1,2 @@
+-- lint:ignore DS102
+DROP TABLE "c";

@@ -1,0 +1,2 @@
+-- lint:ignore DS102 because it is fine
+DROP TABLE "c";

@@ -1,0 +1,2 @@
+-- Rename a column from "b" to "name"
+ALTER TABLE "t" RENAME COLUMN "b" TO "name";

@@ -1,0 +1,2 @@
+-- Rename a table from "t" to "things"
+ALTER TABLE "t" RENAME TO "things";

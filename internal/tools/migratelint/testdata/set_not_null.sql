@@ -1,0 +1,2 @@
+-- Modify "t" table
+ALTER TABLE "t" ALTER COLUMN "b" SET NOT NULL;
