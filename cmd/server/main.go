@@ -13,11 +13,15 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"entgo.io/ent/dialect"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/agentstore/agentstore/internal/auth"
 	"github.com/agentstore/agentstore/internal/config"
 	"github.com/agentstore/agentstore/internal/dbmigrate"
 	"github.com/agentstore/agentstore/internal/httpapi"
@@ -31,6 +35,8 @@ commands:
   serve            run the API server (default)
   migrate apply    apply the embedded migrations to DATABASE_URL's DB_SCHEMA
   migrate status   show applied and pending migrations
+  token --tenant UUID [--sub S] [--role R] [--ttl D]
+                   mint an HS256 token with the configured (or development) secret
 
 Configuration comes from the environment; see README.md.
 `
@@ -61,6 +67,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return serve(ctx, cfg, log, stdout)
 	case cmd == "migrate" && len(args) == 2 && (args[1] == "apply" || args[1] == "status"):
 		return migrate(ctx, cfg, args[1], log, stdout)
+	case cmd == "token":
+		return token(cfg, args[1:], stdout, stderr)
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -130,23 +138,51 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
 	log.Info("starting", cfg.Redacted()...)
+	devMode := !cfg.JWT.Configured()
+	if devMode {
+		secret, err := devSecret(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		cfg.JWT.Secret = secret
+		log.Warn("no JWT configuration: using a development secret", "file", filepath.Join(cfg.DataDir, devSecretFile))
+	}
+	verifier, err := auth.New(ctx, auth.Config{
+		HS256Secret: []byte(cfg.JWT.Secret), JWKSURL: cfg.JWT.JWKSURL, Audience: cfg.JWT.Audience,
+		Issuer: cfg.JWT.Issuer, TenantClaim: cfg.JWT.TenantClaim, Leeway: 30 * time.Second,
+	}, log)
+	if err != nil {
+		return err
+	}
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 
-	api := httpapi.New(httpapi.Deps{Log: log, Ready: map[string]httpapi.Pinger{"db": st}})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	api := httpapi.New(httpapi.Deps{
+		Log: log, Store: st, Auth: verifier, Registry: reg,
+		Ready: map[string]httpapi.Pinger{"db": st},
+	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	base := "http://" + ln.Addr().String()
 	log.Info("listening", "addr", ln.Addr().String(), "backend", st.Dialect())
-	fmt.Fprintf(stdout, "agentstore listening on %s (%s)\ntry: curl %s/healthz\n", base, st.Dialect(), base)
+	fmt.Fprintf(stdout, "agentstore listening on %s (%s)\n", base, st.Dialect())
+	if devMode {
+		if err := printDevToken(cfg, stdout, base); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(stdout, "try: curl %s/healthz\n", base)
+	}
 
 	select {
 	case err := <-errc:

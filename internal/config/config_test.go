@@ -34,8 +34,17 @@ func TestLoadRejectsEachBadValue(t *testing.T) {
 	}
 }
 
+func TestProductionNeedsJWT(t *testing.T) {
+	_, err := Load(env(map[string]string{"APP_ENV": "production"}))
+	require.ErrorContains(t, err, "production needs a JWT key source")
+	_, err = Load(env(map[string]string{"APP_ENV": "production", "SUPABASE_JWKS_URL": "https://x.supabase.co/auth/v1/.well-known/jwks.json"}))
+	require.NoError(t, err)
+	_, err = Load(env(map[string]string{"SUPABASE_JWT_SECRET": "short"}))
+	require.ErrorContains(t, err, "SUPABASE_JWT_SECRET: must be at least 32 bytes")
+}
+
 func TestRedactedHidesPassword(t *testing.T) {
-	c, err := Load(env(map[string]string{"DATABASE_URL": "postgres://svc:s3cret@db:5432/app"}))
+	c, err := Load(env(map[string]string{"DATABASE_URL": "postgres://svc:s3cret@db:5432/app", "SUPABASE_JWT_SECRET": "s3cret-s3cret-s3cret-s3cret-s3cret"}))
 	require.NoError(t, err)
 	assert.NotContains(t, c.Redacted(), "postgres://svc:s3cret@db:5432/app")
 	for _, v := range c.Redacted() {
@@ -67,7 +76,7 @@ func TestReadmeListsEveryVariable(t *testing.T) {
 	for k := range documented {
 		assert.True(t, read[k], "README documents %s, which Load does not read", k)
 	}
-	defaults := map[string]string{"ADDR": DefaultAddr, "APP_ENV": DefaultEnv, "DATA_DIR": DefaultDataDir, "DB_SCHEMA": DefaultDBSchema, "LOG_LEVEL": DefaultLogLevel}
+	defaults := map[string]string{"JWT_AUDIENCE": DefaultAudience, "JWT_TENANT_CLAIM": DefaultTenant, "ADDR": DefaultAddr, "APP_ENV": DefaultEnv, "DATA_DIR": DefaultDataDir, "DB_SCHEMA": DefaultDBSchema, "LOG_LEVEL": DefaultLogLevel}
 	for k, def := range defaults {
 		assert.Contains(t, documented[k], "`"+def+"`", "README default of %s", k)
 	}

@@ -4,11 +4,16 @@ package httpapi
 
 import (
 	"context"
+	_ "embed"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/agentstore/agentstore/internal/store"
 )
 
 // Pinger is a dependency /readyz checks.
@@ -20,33 +25,75 @@ type Pinger interface {
 type Deps struct {
 	// Log receives one line per request and every internal error.
 	Log *slog.Logger
+	// Store holds the data.
+	Store *store.Store
+	// Auth verifies bearer tokens.
+	Auth Authenticator
+	// Events receives realtime events after commit; may be nil.
+	Events Publisher
 	// Ready are the dependencies /readyz checks, by name.
 	Ready map[string]Pinger
+	// Registry serves /metrics; the HTTP series are registered on it.
+	Registry *prometheus.Registry
 }
+
+// OpenAPI is the OpenAPI 3 document of the API, served at /openapi.json.
+//
+//go:embed openapi.json
+var OpenAPI []byte
 
 // New returns the Echo instance serving the API.
 func New(d Deps) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.HTTPErrorHandler = errorHandler(d.Log)
+	e.Use(requestIDMiddleware, observe(d.Log, NewMetrics(d.Registry)), recoverMiddleware(d.Log))
+
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
-	e.GET("/readyz", func(c echo.Context) error {
+	e.GET("/readyz", readyz(d))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
+	e.GET("/openapi.json", func(c echo.Context) error {
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, OpenAPI)
+	})
+
+	h := &handlers{st: d.Store, events: d.Events}
+	v1 := e.Group("/v1", authenticate(d.Auth))
+	v1.POST("/runs", h.createRun)
+	v1.GET("/runs", h.listRuns)
+	v1.GET("/runs/stats", h.runStats)
+	v1.GET("/runs/:id", h.getRun)
+	v1.PATCH("/runs/:id", h.patchRun)
+	v1.POST("/runs/:id/steps", h.appendSteps)
+	v1.GET("/runs/:id/steps", h.listSteps)
+	v1.POST("/runs/:id/tool-calls", h.appendToolCalls)
+	v1.GET("/runs/:id/tool-calls", h.listToolCalls)
+	v1.POST("/usage", h.recordUsage)
+	v1.GET("/usage/summary", h.usageSummary)
+	v1.GET("/audit-logs", h.listAudit)
+	v1.GET("/system-health", h.getHealth)
+	v1.POST("/system-health", h.recordHealth)
+	return e
+}
+
+func readyz(d Deps) echo.HandlerFunc {
+	return func(c echo.Context) error {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 		defer cancel()
 		checks := map[string]string{}
-		status := http.StatusOK
+		status, word := http.StatusOK, "ready"
 		for name, p := range d.Ready {
 			if err := p.Ping(ctx); err != nil {
 				checks[name] = "down"
-				status = http.StatusServiceUnavailable
+				status, word = http.StatusServiceUnavailable, "not ready"
 				d.Log.WarnContext(ctx, "readiness check failed", "check", name, "err", err)
 				continue
 			}
 			checks[name] = "up"
 		}
-		return c.JSON(status, map[string]any{"status": map[bool]string{true: "ready", false: "not ready"}[status == http.StatusOK], "checks": checks})
-	})
-	return e
+		return c.JSON(status, map[string]any{"status": word, "checks": checks})
+	}
 }

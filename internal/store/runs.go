@@ -149,7 +149,10 @@ func (r *Runs) CreateTx(ctx context.Context, tx *ent.Tx, in NewRun) (*ent.AgentR
 			return nil, derrors.Field("parentRunId", "no such run")
 		}
 	}
+	created := now()
 	c := tx.AgentRun.Create().
+		SetCreatedAt(created).
+		SetUpdatedAt(created).
 		SetAgentName(in.AgentName).
 		SetStatus(status).
 		SetNillableModel(in.Model).

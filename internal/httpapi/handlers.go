@@ -1,0 +1,422 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/agentstore/agentstore/ent"
+	"github.com/agentstore/agentstore/internal/derrors"
+	"github.com/agentstore/agentstore/internal/store"
+	"github.com/agentstore/agentstore/internal/tenant"
+)
+
+// Publisher receives realtime events after their transaction committed.
+type Publisher interface {
+	Publish(ctx context.Context, tenantID, runID uuid.UUID, event string, data any)
+}
+
+// Realtime event names.
+const (
+	EventRunCreated       = "run.created"
+	EventRunUpdated       = "run.updated"
+	EventStepAppended     = "step.appended"
+	EventToolCallRecorded = "toolcall.recorded"
+)
+
+// HeaderIdempotencyKey makes POST /v1/runs safe to retry.
+const HeaderIdempotencyKey = "Idempotency-Key"
+
+type handlers struct {
+	st     *store.Store
+	events Publisher
+}
+
+func (h *handlers) publish(ctx context.Context, runID uuid.UUID, event string, data any) {
+	if h.events == nil {
+		return
+	}
+	v, _ := tenant.FromContext(ctx)
+	h.events.Publish(ctx, v.TenantID, runID, event, data)
+}
+
+func (h *handlers) createRun(c echo.Context) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	var req CreateRunRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return err
+	}
+	in, err := req.toStore()
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if in.UserID == nil {
+		v, _ := tenant.FromContext(ctx)
+		if u, err := uuid.Parse(v.UserID); err == nil {
+			in.UserID = &u
+		}
+	}
+	key := c.Request().Header.Get(HeaderIdempotencyKey)
+	if key == "" {
+		run, err := h.st.Runs.Create(ctx, in)
+		if err != nil {
+			return err
+		}
+		out := toRun(run)
+		h.publish(ctx, run.ID, EventRunCreated, out)
+		return c.JSON(http.StatusCreated, out)
+	}
+	if len(key) > 255 || strings.TrimSpace(key) != key {
+		return derrors.Field(HeaderIdempotencyKey, "must be 1 to 255 characters without surrounding spaces")
+	}
+	sum := sha256.Sum256(body)
+	var created Run
+	resp, replayed, err := h.st.Idempotent(ctx, "POST /v1/runs", key, hex.EncodeToString(sum[:]),
+		func(ctx context.Context, tx *ent.Tx) (store.Response, error) {
+			run, err := h.st.Runs.CreateTx(ctx, tx, in)
+			if err != nil {
+				return store.Response{}, err
+			}
+			created = toRun(run)
+			b, err := json.Marshal(created)
+			return store.Response{Status: http.StatusCreated, Body: b}, err
+		})
+	if err != nil {
+		return err
+	}
+	if replayed {
+		c.Response().Header().Set("Idempotent-Replayed", "true")
+	} else {
+		h.publish(ctx, created.ID, EventRunCreated, created)
+	}
+	return c.JSONBlob(resp.Status, resp.Body)
+}
+
+func (h *handlers) listRuns(c echo.Context) error {
+	q := query{c: c}
+	f := store.RunFilter{
+		Status:        q.oneOf("status", store.StatusQueued, store.StatusRunning, store.StatusSucceeded, store.StatusFailed, store.StatusCancelled),
+		AgentName:     q.str("agentName"),
+		CreatedAfter:  q.time("createdAfter"),
+		CreatedBefore: q.time("createdBefore"),
+		Page:          store.Page{Limit: q.int("limit"), Cursor: q.str("cursor")},
+	}
+	if err := q.err(); err != nil {
+		return err
+	}
+	runs, next, err := h.st.Runs.List(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page(runs, toRun, next))
+}
+
+func (h *handlers) getRun(c echo.Context) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	var inc store.Include
+	if s := c.QueryParam("include"); s != "" {
+		for _, part := range strings.Split(s, ",") {
+			switch strings.TrimSpace(part) {
+			case "steps":
+				inc.Steps = true
+			case "toolCalls":
+				inc.ToolCalls = true
+			default:
+				return derrors.Field("include", "must list steps and/or toolCalls")
+			}
+		}
+	}
+	run, err := h.st.Runs.Get(c.Request().Context(), id, inc)
+	if err != nil {
+		return err
+	}
+	out := toRun(run)
+	if inc.Steps && out.Steps == nil {
+		out.Steps = []Step{}
+	}
+	if inc.ToolCalls && out.ToolCalls == nil {
+		out.ToolCalls = []ToolCall{}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (h *handlers) patchRun(c echo.Context) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	var req PatchRunRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	run, err := h.st.Runs.Update(ctx, id, store.RunPatch{
+		Status: req.Status, Output: req.Output, Error: req.Error, Metadata: req.Metadata, EndedAt: req.EndedAt,
+	})
+	if err != nil {
+		return err
+	}
+	out := toRun(run)
+	h.publish(ctx, run.ID, EventRunUpdated, out)
+	return c.JSON(http.StatusOK, out)
+}
+
+func (h *handlers) appendSteps(c echo.Context) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	batch := isBatch(body, "steps")
+	var reqs []StepRequest
+	if batch {
+		var req StepsRequest
+		if err := decodeStrict(body, &req); err != nil {
+			return err
+		}
+		reqs = req.Steps
+	} else {
+		var one StepRequest
+		if err := decodeStrict(body, &one); err != nil {
+			return err
+		}
+		reqs = []StepRequest{one}
+	}
+	var missing required
+	in := stepsToStore(reqs, "steps", &missing)
+	if err := missing.err(); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	steps, err := h.st.Runs.AppendSteps(ctx, id, in)
+	if err != nil {
+		return err
+	}
+	out := mapSlice(steps, toStep)
+	for _, s := range out {
+		h.publish(ctx, id, EventStepAppended, s)
+	}
+	if !batch {
+		return c.JSON(http.StatusCreated, out[0])
+	}
+	return c.JSON(http.StatusCreated, Data[Step]{Data: out})
+}
+
+func (h *handlers) listSteps(c echo.Context) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	steps, err := h.st.Runs.ListSteps(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page(steps, toStep, ""))
+}
+
+func (h *handlers) appendToolCalls(c echo.Context) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	batch := isBatch(body, "toolCalls")
+	var reqs []ToolCallRequest
+	if batch {
+		var req ToolCallsRequest
+		if err := decodeStrict(body, &req); err != nil {
+			return err
+		}
+		reqs = req.ToolCalls
+	} else {
+		var one ToolCallRequest
+		if err := decodeStrict(body, &one); err != nil {
+			return err
+		}
+		reqs = []ToolCallRequest{one}
+	}
+	var missing required
+	in := toolCallsToStore(reqs, "toolCalls", &missing)
+	if err := missing.err(); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	calls, err := h.st.Runs.AppendToolCalls(ctx, id, in)
+	if err != nil {
+		return err
+	}
+	out := mapSlice(calls, toToolCall)
+	for _, tc := range out {
+		h.publish(ctx, id, EventToolCallRecorded, tc)
+	}
+	if !batch {
+		return c.JSON(http.StatusCreated, out[0])
+	}
+	return c.JSON(http.StatusCreated, Data[ToolCall]{Data: out})
+}
+
+func (h *handlers) listToolCalls(c echo.Context) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	calls, err := h.st.Runs.ListToolCalls(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page(calls, toToolCall, ""))
+}
+
+func (h *handlers) runStats(c echo.Context) error {
+	q := query{c: c}
+	w := store.Window{From: q.time("from"), To: q.time("to")}
+	groupBy := q.oneOf("groupBy", "status", "agentName")
+	if groupBy == "" {
+		groupBy = "status"
+	}
+	if err := q.err(); err != nil {
+		return err
+	}
+	stats, err := h.st.Runs.Stats(c.Request().Context(), w, groupBy)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, Data[RunStats]{Data: mapSlice(stats, toRunStats)})
+}
+
+func (h *handlers) recordUsage(c echo.Context) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	var req UsageRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return err
+	}
+	var missing required
+	missing.check(req.Model != "", "model")
+	if err := missing.err(); err != nil {
+		return err
+	}
+	u, err := h.st.Usage.Record(c.Request().Context(), store.NewUsage{
+		ID: uuidPtr(req.ID), RunID: uuidPtr(req.RunID), Model: req.Model, InputTokens: req.InputTokens,
+		OutputTokens: req.OutputTokens, CachedInputTokens: req.CachedInputTokens, TotalTokens: req.TotalTokens,
+		CostUSD: req.CostUSD, RecordedAt: req.RecordedAt,
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, toUsage(u))
+}
+
+func (h *handlers) usageSummary(c echo.Context) error {
+	q := query{c: c}
+	w := store.Window{From: q.time("from"), To: q.time("to")}
+	groupBy := q.oneOf("groupBy", "day", "model", "agentName")
+	if groupBy == "" {
+		groupBy = "day"
+	}
+	if err := q.err(); err != nil {
+		return err
+	}
+	sum, err := h.st.Usage.Summary(c.Request().Context(), w, groupBy)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, Data[UsageSummary]{Data: mapSlice(sum, toUsageSummary)})
+}
+
+func (h *handlers) listAudit(c echo.Context) error {
+	q := query{c: c}
+	f := store.AuditFilter{
+		Action: q.str("action"), ResourceType: q.str("resourceType"), ResourceID: q.str("resourceId"),
+		ActorID: q.str("actorId"), From: q.time("from"), To: q.time("to"),
+		Page: store.Page{Limit: q.int("limit"), Cursor: q.str("cursor")},
+	}
+	if err := q.err(); err != nil {
+		return err
+	}
+	logs, next, err := h.st.Audit.List(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page(logs, toAuditLog, next))
+}
+
+func (h *handlers) getHealth(c echo.Context) error {
+	q := query{c: c}
+	component := q.str("component")
+	w := store.Window{From: q.time("from"), To: q.time("to")}
+	limit := q.int("limit")
+	if component == "" && (!w.From.IsZero() || !w.To.IsZero()) {
+		q.errs = append(q.errs, derrors.Detail{Field: "component", Message: "is required with from or to"})
+	}
+	if limit < 0 || limit > store.MaxPageSize {
+		q.errs = append(q.errs, derrors.Detail{Field: "limit", Message: "must be between 1 and 200"})
+	}
+	if err := q.err(); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	var rows []*ent.SystemHealth
+	var err error
+	if component == "" {
+		rows, err = h.st.Health.Latest(ctx)
+	} else {
+		rows, err = h.st.Health.History(ctx, component, w, limit)
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, Data[Health]{Data: mapSlice(rows, toHealth)})
+}
+
+func (h *handlers) recordHealth(c echo.Context) error {
+	if v, _ := tenant.FromContext(c.Request().Context()); !v.IsServiceRole() {
+		return derrors.New(derrors.Forbidden, "only service_role may record system health")
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	var req HealthRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return err
+	}
+	var missing required
+	missing.check(req.Component != "", "component")
+	missing.check(req.Status != "", "status")
+	if err := missing.err(); err != nil {
+		return err
+	}
+	row, err := h.st.Health.Record(c.Request().Context(), store.NewHealth{
+		Component: req.Component, Status: req.Status, LatencyMs: req.LatencyMs, Details: req.Details, CheckedAt: req.CheckedAt,
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, toHealth(row))
+}
