@@ -153,3 +153,5 @@ func (c *client) do(method, path string, body any) response {
 	require.NoError(c.a.t, err)
 	return response{status: resp.StatusCode, header: resp.Header, body: out}
 }
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

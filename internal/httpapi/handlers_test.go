@@ -1,0 +1,394 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentstore/agentstore/internal/auth"
+)
+
+func TestRunLifecycle(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, a *api) {
+		c := a.user()
+		stepID := uuid.New()
+		r := c.do("POST", "/v1/runs", map[string]any{
+			"agentName": "planner", "input": map[string]any{"q": "hi"}, "model": "m1",
+			"steps":     []map[string]any{{"id": stepID, "type": "llm"}, {"type": "tool", "name": "search"}},
+			"toolCalls": []map[string]any{{"stepId": stepID, "toolName": "search", "status": "succeeded", "durationMs": 12}},
+		})
+		require.Equal(t, http.StatusCreated, r.status, string(r.body))
+		var run Run
+		r.json(t, &run)
+		assert.Equal(t, "queued", run.Status)
+		assert.Equal(t, c.tenant, run.TenantID)
+		require.Len(t, run.Steps, 2)
+		assert.Equal(t, 2, run.Steps[1].Seq)
+		assert.True(t, strings.HasSuffix(run.CreatedAt.Format(time.RFC3339Nano), "Z"), "UTC timestamps")
+
+		r = c.do("GET", "/v1/runs/"+run.ID.String()+"?include=steps,toolCalls", nil)
+		require.Equal(t, http.StatusOK, r.status)
+		var got Run
+		r.json(t, &got)
+		assert.Len(t, got.Steps, 2)
+		require.Len(t, got.ToolCalls, 1)
+		assert.Equal(t, stepID, *got.ToolCalls[0].StepID)
+		r = c.do("GET", "/v1/runs/"+run.ID.String(), nil)
+		assert.NotContains(t, string(r.body), `"steps"`, "edges only when included")
+
+		for _, tc := range []struct {
+			status string
+			want   int
+		}{{"succeeded", 409}, {"running", 200}, {"queued", 409}, {"succeeded", 200}, {"failed", 409}} {
+			r = c.do("PATCH", "/v1/runs/"+run.ID.String(), map[string]any{"status": tc.status})
+			require.Equal(t, tc.want, r.status, "to %s: %s", tc.status, r.body)
+		}
+		r.json(t, &got) // the last 409
+		r = c.do("GET", "/v1/runs/"+run.ID.String(), nil)
+		r.json(t, &got)
+		assert.Equal(t, "succeeded", got.Status)
+		assert.NotNil(t, got.EndedAt)
+
+		r = c.do("POST", "/v1/runs/"+run.ID.String()+"/steps", map[string]any{"type": "llm"})
+		assert.Equal(t, http.StatusConflict, r.status, "a finished run takes no steps")
+		assert.Equal(t, CodeConflict, r.errCode(t))
+	})
+}
+
+func TestAppendStepsAndToolCalls(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, a *api) {
+		c := a.user()
+		var run, other Run
+		c.do("POST", "/v1/runs", map[string]any{"agentName": "a", "status": "running"}).json(t, &run)
+		c.do("POST", "/v1/runs", map[string]any{"agentName": "b", "steps": []map[string]any{{"type": "llm"}}}).json(t, &other)
+		base := "/v1/runs/" + run.ID.String()
+
+		r := c.do("POST", base+"/steps", map[string]any{"type": "llm", "output": map[string]any{"a": 1}})
+		require.Equal(t, http.StatusCreated, r.status, string(r.body))
+		var one Step
+		r.json(t, &one)
+		assert.Equal(t, 1, one.Seq)
+
+		r = c.do("POST", base+"/steps", map[string]any{"steps": []map[string]any{{"type": "plan"}, {"type": "tool", "seq": 3}}})
+		require.Equal(t, http.StatusCreated, r.status, string(r.body))
+		var batch Data[Step]
+		r.json(t, &batch)
+		require.Len(t, batch.Data, 2)
+		assert.Equal(t, []int{2, 3}, []int{batch.Data[0].Seq, batch.Data[1].Seq})
+
+		r = c.do("POST", base+"/steps", map[string]any{"type": "llm", "seq": 1, "output": map[string]any{"a": 1}})
+		require.Equal(t, http.StatusCreated, r.status, "an identical replay returns the stored step")
+		var replay Step
+		r.json(t, &replay)
+		assert.Equal(t, one.ID, replay.ID)
+		r = c.do("POST", base+"/steps", map[string]any{"type": "other", "seq": 1})
+		assert.Equal(t, http.StatusConflict, r.status)
+
+		r = c.do("GET", base+"/steps", nil)
+		var steps List[Step]
+		r.json(t, &steps)
+		require.Len(t, steps.Data, 3)
+		for i, s := range steps.Data {
+			assert.Equal(t, i+1, s.Seq)
+		}
+
+		r = c.do("POST", base+"/tool-calls", map[string]any{"toolName": "x", "status": "failed", "error": "boom", "stepId": one.ID})
+		require.Equal(t, http.StatusCreated, r.status, string(r.body))
+		r = c.do("POST", base+"/tool-calls", map[string]any{"toolCalls": []map[string]any{{"toolName": "y", "status": "succeeded"}}})
+		require.Equal(t, http.StatusCreated, r.status, string(r.body))
+		r = c.do("POST", base+"/tool-calls", map[string]any{"toolName": "x", "status": "failed", "stepId": other.Steps[0].ID})
+		assert.Equal(t, http.StatusBadRequest, r.status, "the step must belong to the run")
+		r = c.do("GET", base+"/tool-calls", nil)
+		var calls List[ToolCall]
+		r.json(t, &calls)
+		require.Len(t, calls.Data, 2)
+		assert.Equal(t, "x", calls.Data[0].ToolName, "ordered by creation")
+	})
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, a *api) {
+		c := a.user()
+		c.header.Set(HeaderIdempotencyKey, "retry-1")
+		body := `{"agentName":"idem","steps":[{"type":"llm"}]}`
+		var wg sync.WaitGroup
+		responses := make([]response, 6)
+		for i := range responses {
+			wg.Add(1)
+			go func() { defer wg.Done(); responses[i] = c.do("POST", "/v1/runs", body) }()
+		}
+		wg.Wait()
+		replays := 0
+		for _, r := range responses {
+			require.Equal(t, http.StatusCreated, r.status, string(r.body))
+			assert.JSONEq(t, string(responses[0].body), string(r.body), "every retry gets the first response")
+			if r.header.Get("Idempotent-Replayed") == "true" {
+				replays++
+			}
+		}
+		assert.Equal(t, len(responses)-1, replays)
+		r := c.do("POST", "/v1/runs", `{"agentName":"other"}`)
+		assert.Equal(t, http.StatusConflict, r.status)
+		assert.Equal(t, CodeConflict, r.errCode(t))
+
+		c.header.Del(HeaderIdempotencyKey)
+		var list List[Run]
+		c.do("GET", "/v1/runs", nil).json(t, &list)
+		assert.Len(t, list.Data, 1, "one run for all the retries")
+	})
+}
+
+func TestListPagination(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, a *api) {
+		c := a.user()
+		const n = 27
+		for i := 0; i < n; i++ {
+			st := "queued"
+			if i%3 == 0 {
+				st = "running"
+			}
+			r := c.do("POST", "/v1/runs", map[string]any{"agentName": fmt.Sprintf("agent-%d", i%2), "status": st})
+			require.Equal(t, http.StatusCreated, r.status)
+		}
+		seen := map[uuid.UUID]bool{}
+		var last time.Time
+		path := "/v1/runs?limit=4"
+		for pages := 0; ; pages++ {
+			require.Less(t, pages, 10)
+			var p List[Run]
+			c.do("GET", path, nil).json(t, &p)
+			for _, r := range p.Data {
+				require.False(t, seen[r.ID], "duplicate across pages")
+				seen[r.ID] = true
+				if !last.IsZero() {
+					require.False(t, r.CreatedAt.After(last), "newest first")
+				}
+				last = r.CreatedAt
+			}
+			if p.NextCursor == nil {
+				break
+			}
+			path = "/v1/runs?limit=4&cursor=" + *p.NextCursor
+		}
+		assert.Len(t, seen, n, "no gap across pages")
+
+		var running List[Run]
+		c.do("GET", "/v1/runs?status=running&agentName=agent-0", nil).json(t, &running)
+		for _, r := range running.Data {
+			assert.Equal(t, "running", r.Status)
+			assert.Equal(t, "agent-0", r.AgentName)
+		}
+		assert.Len(t, running.Data, 5)
+		var none List[Run]
+		c.do("GET", "/v1/runs?createdAfter="+time.Now().Add(time.Hour).UTC().Format(time.RFC3339), nil).json(t, &none)
+		assert.Empty(t, none.Data)
+		assert.NotNil(t, none.Data, "an empty page is [] not null")
+	})
+}
+
+func TestBadInputIsA4xxAndWritesNothing(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, a *api) {
+		c := a.user()
+		var run Run
+		c.do("POST", "/v1/runs", map[string]any{"agentName": "keep"}).json(t, &run)
+		runPath := "/v1/runs/" + run.ID.String()
+		huge := `{"agentName":"x","input":"` + strings.Repeat("a", MaxBodyBytes) + `"}`
+		for _, tc := range []struct {
+			name, method, path string
+			body               any
+			status             int
+			code               string
+		}{
+			{"unknown field", "POST", "/v1/runs", `{"agentName":"x","colour":"red"}`, 400, CodeInvalidArgument},
+			{"wrong type", "POST", "/v1/runs", `{"agentName":5}`, 400, CodeInvalidArgument},
+			{"bad uuid in body", "POST", "/v1/runs", `{"agentName":"x","parentRunId":"nope"}`, 400, CodeInvalidArgument},
+			{"malformed json", "POST", "/v1/runs", `{"agentName":`, 400, CodeInvalidArgument},
+			{"two values", "POST", "/v1/runs", `{"agentName":"x"}{}`, 400, CodeInvalidArgument},
+			{"empty body", "POST", "/v1/runs", ``, 400, CodeInvalidArgument},
+			{"missing agentName", "POST", "/v1/runs", `{}`, 400, CodeInvalidArgument},
+			{"step without type", "POST", "/v1/runs", `{"agentName":"x","steps":[{}]}`, 400, CodeInvalidArgument},
+			{"bad step status", "POST", "/v1/runs", `{"agentName":"x","steps":[{"type":"llm","status":"done"}]}`, 400, CodeInvalidArgument},
+			{"too large", "POST", "/v1/runs", huge, 413, CodePayloadTooLarge},
+			{"bad timestamp", "POST", "/v1/runs", `{"agentName":"x","startedAt":"yesterday"}`, 400, CodeInvalidArgument},
+			{"bad path uuid", "GET", "/v1/runs/not-a-uuid", nil, 400, CodeInvalidArgument},
+			{"unknown run", "GET", "/v1/runs/" + uuid.NewString(), nil, 404, CodeNotFound},
+			{"bad limit", "GET", "/v1/runs?limit=500", nil, 400, CodeInvalidArgument},
+			{"bad cursor", "GET", "/v1/runs?cursor=abc", nil, 400, CodeInvalidArgument},
+			{"bad status filter", "GET", "/v1/runs?status=done", nil, 400, CodeInvalidArgument},
+			{"bad include", "GET", runPath + "?include=everything", nil, 400, CodeInvalidArgument},
+			{"bad groupBy", "GET", "/v1/runs/stats?groupBy=model", nil, 400, CodeInvalidArgument},
+			{"bad from", "GET", "/v1/usage/summary?from=monday", nil, 400, CodeInvalidArgument},
+			{"patch unknown field", "PATCH", runPath, `{"agentName":"renamed"}`, 400, CodeInvalidArgument},
+			{"patch bad status", "PATCH", runPath, `{"status":"paused"}`, 400, CodeInvalidArgument},
+			{"negative tokens", "POST", "/v1/usage", `{"model":"m","inputTokens":-5}`, 400, CodeInvalidArgument},
+			{"no such route", "GET", "/v1/nothing", nil, 404, CodeNotFound},
+			{"wrong method", "POST", "/healthz", nil, 405, CodeMethodNotAllowed},
+			{"no delete path", "DELETE", runPath, nil, 404, CodeNotFound},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				r := c.do(tc.method, tc.path, tc.body)
+				require.Equal(t, tc.status, r.status, string(r.body))
+				assert.Equal(t, tc.code, r.errCode(t))
+			})
+		}
+		var list List[Run]
+		c.do("GET", "/v1/runs", nil).json(t, &list)
+		require.Len(t, list.Data, 1, "no rejected request wrote a run")
+		assert.Equal(t, "keep", list.Data[0].AgentName)
+		var logs List[AuditLog]
+		c.do("GET", "/v1/audit-logs", nil).json(t, &logs)
+		assert.Len(t, logs.Data, 1, "only the one accepted write was audited")
+	})
+}
+
+func TestAuthentication(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, a *api) {
+		tenantID := uuid.New()
+		for _, tc := range []struct {
+			name   string
+			client *client
+			header map[string]string
+			status int
+		}{
+			{"no token", &client{a: a, header: http.Header{}}, nil, 401},
+			{"garbage token", &client{a: a, token: "not.a.jwt", header: http.Header{}}, nil, 401},
+			{"expired", a.as(auth.MintOptions{Tenant: tenantID, Role: "authenticated", TTL: -time.Minute}), nil, 401},
+			{"wrong audience", a.as(auth.MintOptions{Tenant: tenantID, Role: "authenticated", Audience: "other"}), nil, 401},
+			{"anon", a.as(auth.MintOptions{Tenant: tenantID, Role: "anon"}), nil, 403},
+			{"no tenant", a.as(auth.MintOptions{Role: "authenticated"}), nil, 403},
+			{"service_role without tenant header", a.as(auth.MintOptions{Role: "service_role"}), nil, 403},
+			{"service_role with tenant header", a.as(auth.MintOptions{Role: "service_role"}), map[string]string{HeaderTenantID: tenantID.String()}, 200},
+			{"user", a.as(auth.MintOptions{Tenant: tenantID, Role: "authenticated"}), nil, 200},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				for k, v := range tc.header {
+					tc.client.header.Set(k, v)
+				}
+				r := tc.client.do("GET", "/v1/runs", nil)
+				require.Equal(t, tc.status, r.status, string(r.body))
+				if tc.status == 401 {
+					assert.Equal(t, CodeUnauthenticated, r.errCode(t))
+					assert.NotEmpty(t, r.header.Get("WWW-Authenticate"))
+				}
+				if tc.status == 403 {
+					assert.Equal(t, CodeForbidden, r.errCode(t))
+				}
+			})
+		}
+		svc := a.as(auth.MintOptions{Role: "service_role"})
+		svc.header.Set(HeaderTenantID, tenantID.String())
+		var run Run
+		svc.do("POST", "/v1/runs", map[string]any{"agentName": "svc"}).json(t, &run)
+		assert.Equal(t, tenantID, run.TenantID, "service_role acts for the tenant it names")
+	})
+}
+
+func TestTenantsNeverSeeEachOther(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, a *api) {
+		alice, bob := a.user(), a.user()
+		var run Run
+		alice.do("POST", "/v1/runs", map[string]any{"agentName": "secret", "status": "running", "steps": []map[string]any{{"type": "llm"}}}).json(t, &run)
+		alice.do("POST", "/v1/usage", map[string]any{"runId": run.ID, "model": "m", "inputTokens": 3})
+		id := run.ID.String()
+		for _, tc := range []struct{ method, path, body string }{
+			{"GET", "/v1/runs/" + id, ""},
+			{"GET", "/v1/runs/" + id + "?include=steps,toolCalls", ""},
+			{"PATCH", "/v1/runs/" + id, `{"status":"cancelled"}`},
+			{"GET", "/v1/runs/" + id + "/steps", ""},
+			{"POST", "/v1/runs/" + id + "/steps", `{"type":"llm"}`},
+			{"GET", "/v1/runs/" + id + "/tool-calls", ""},
+			{"POST", "/v1/runs/" + id + "/tool-calls", `{"toolName":"x","status":"failed"}`},
+		} {
+			var body any
+			if tc.body != "" {
+				body = tc.body
+			}
+			r := bob.do(tc.method, tc.path, body)
+			assert.Equal(t, http.StatusNotFound, r.status, "%s %s: %s", tc.method, tc.path, r.body)
+		}
+		for _, path := range []string{"/v1/runs", "/v1/runs/stats", "/v1/usage/summary", "/v1/audit-logs"} {
+			r := bob.do("GET", path, nil)
+			require.Equal(t, http.StatusOK, r.status)
+			assert.JSONEq(t, `[]`, string(extractData(t, r)), "%s shows B nothing of A", path)
+		}
+		r := bob.do("POST", "/v1/usage", map[string]any{"runId": run.ID, "model": "m"})
+		assert.Equal(t, http.StatusBadRequest, r.status, "B cannot bill A's run")
+	})
+}
+
+// extractData returns the "data" member of a list or summary body.
+func extractData(t *testing.T, r response) []byte {
+	t.Helper()
+	var m map[string]any
+	r.json(t, &m)
+	b, err := jsonMarshal(m["data"])
+	require.NoError(t, err)
+	return b
+}
+
+func TestUsageAuditAndHealthRoutes(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, a *api) {
+		c := a.user()
+		c.header.Set(HeaderRequestID, "req-abc")
+		var run Run
+		c.do("POST", "/v1/runs", map[string]any{"agentName": "billing"}).json(t, &run)
+		r := c.do("POST", "/v1/usage", map[string]any{"runId": run.ID, "model": "m1", "inputTokens": 10, "outputTokens": 5, "costUsd": 0.25})
+		require.Equal(t, http.StatusCreated, r.status, string(r.body))
+		var u Usage
+		r.json(t, &u)
+		assert.EqualValues(t, 15, u.TotalTokens)
+		assert.Equal(t, "req-abc", r.header.Get(HeaderRequestID), "the request id is echoed")
+
+		var sum Data[UsageSummary]
+		c.do("GET", "/v1/usage/summary?groupBy=agentName", nil).json(t, &sum)
+		require.Len(t, sum.Data, 1)
+		assert.Equal(t, "billing", *sum.Data[0].Key)
+		assert.InDelta(t, 0.25, sum.Data[0].CostUSD, 1e-9)
+
+		var logs List[AuditLog]
+		c.do("GET", "/v1/audit-logs?action=usage.record", nil).json(t, &logs)
+		require.Len(t, logs.Data, 1)
+		assert.Equal(t, "req-abc", *logs.Data[0].RequestID)
+		assert.Equal(t, "127.0.0.1", *logs.Data[0].IP)
+
+		r = c.do("POST", "/v1/system-health", map[string]any{"component": "worker", "status": "up"})
+		assert.Equal(t, http.StatusForbidden, r.status, "only service_role records health")
+		svc := a.as(auth.MintOptions{Role: "service_role"})
+		svc.header.Set(HeaderTenantID, c.tenant.String())
+		r = svc.do("POST", "/v1/system-health", map[string]any{"component": "worker", "status": "degraded", "latencyMs": 40})
+		require.Equal(t, http.StatusCreated, r.status, string(r.body))
+		var latest Data[Health]
+		c.do("GET", "/v1/system-health", nil).json(t, &latest)
+		require.Len(t, latest.Data, 1)
+		assert.Equal(t, "degraded", latest.Data[0].Status)
+		var hist Data[Health]
+		c.do("GET", "/v1/system-health?component=worker&from="+time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), nil).json(t, &hist)
+		assert.Len(t, hist.Data, 1)
+	})
+}
+
+func TestOperationsEndpoints(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, a *api) {
+		anon := &client{a: a, header: http.Header{}}
+		r := anon.do("GET", "/healthz", nil)
+		assert.Equal(t, http.StatusOK, r.status)
+		r = anon.do("GET", "/readyz", nil)
+		assert.Equal(t, http.StatusOK, r.status)
+		assert.JSONEq(t, `{"status":"ready","checks":{"db":"up"}}`, string(r.body))
+		a.user().do("GET", "/v1/runs/"+uuid.NewString(), nil)
+		r = anon.do("GET", "/metrics", nil)
+		require.Equal(t, http.StatusOK, r.status)
+		assert.Contains(t, string(r.body), `agentstore_http_requests_total{method="GET",route="/v1/runs/:id",status="404"} 1`)
+		assert.NotContains(t, string(r.body), "/v1/runs/0", "raw paths never become labels")
+		r = anon.do("GET", "/openapi.json", nil)
+		assert.Equal(t, http.StatusOK, r.status)
+		assert.Equal(t, OpenAPI, r.body)
+	})
+}
