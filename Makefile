@@ -4,7 +4,7 @@ BIN      := bin/agentstore
 SERVICES := scripts/services.sh
 PKGS     := ./...
 
-.PHONY: run build test unit lint generate check-generate migrate-diff migrate-lint migrate-lint-all bench fuzz clean
+.PHONY: run build test fuzz unit lint generate check-generate migrate-diff migrate-lint migrate-lint-all bench fuzz clean
 
 ## run: start the service on the embedded default (SQLite, in-process limiter and hub)
 run:
@@ -14,9 +14,20 @@ run:
 build:
 	$(GO) build -o $(BIN) ./cmd/server
 
-## test: every test (unit, integration on real PostgreSQL and Redis, end-to-end on the built binary), with -race
+# FUZZ lists the fuzz targets as package:target.
+FUZZ := ./internal/auth:FuzzVerify ./internal/httpapi:FuzzDecodeCreateRun
+
+## test: every test (unit, integration on real PostgreSQL and Redis, end-to-end on the built binary), with -race, then a short fuzz run
 test: check-generate lint build
 	AGENTSTORE_BIN=$(CURDIR)/$(BIN) $(SERVICES) -- $(GO) test -race -count=1 -timeout 14m $(PKGS)
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=10s
+
+## fuzz: run every fuzz target for FUZZTIME each (default 2m); crashers land in testdata as seeds
+FUZZTIME ?= 2m
+fuzz:
+	@for f in $(FUZZ); do pkg=$${f%%:*}; target=$${f##*:}; \
+	  echo "fuzz $$target ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
 
 ## lint: gofmt and go vet
 lint:

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -47,9 +48,10 @@ func TestMain(m *testing.M) {
 
 // server is a running server process.
 type server struct {
-	cmd  *exec.Cmd
-	base string
-	done chan error
+	cmd      *exec.Cmd
+	base     string
+	devToken string // the token printed in development without JWT config
+	done     chan error
 }
 
 // start runs `binary serve` with env and waits until it listens.
@@ -64,10 +66,15 @@ func start(t *testing.T, env ...string) *server {
 	s := &server{cmd: cmd, done: make(chan error, 1)}
 	lines := bufio.NewScanner(stdout)
 	found := make(chan string, 1)
+	tokenc := make(chan string, 1)
 	go func() {
 		for lines.Scan() {
-			if rest, ok := strings.CutPrefix(lines.Text(), "agentstore listening on "); ok {
+			line := lines.Text()
+			if rest, ok := strings.CutPrefix(line, "agentstore listening on "); ok {
 				found <- strings.Fields(rest)[0]
+			}
+			if tok, ok := strings.CutPrefix(line, "  eyJ"); ok {
+				tokenc <- "eyJ" + tok
 			}
 		}
 		_, _ = io.Copy(io.Discard, stdout)
@@ -75,6 +82,10 @@ func start(t *testing.T, env ...string) *server {
 	go func() { s.done <- cmd.Wait() }()
 	select {
 	case s.base = <-found:
+		select {
+		case s.devToken = <-tokenc:
+		case <-time.After(time.Second):
+		}
 	case err := <-s.done:
 		t.Fatalf("server exited before listening: %v", err)
 	case <-time.After(30 * time.Second):
@@ -104,12 +115,23 @@ func (s *server) stop(t *testing.T) error {
 
 func (s *server) get(t *testing.T, path string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(s.base + path)
+	return s.call(t, "GET", path, "", "")
+}
+
+// call sends a request with an optional bearer token and JSON body.
+func (s *server) call(t *testing.T, method, path, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	out, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	return resp.StatusCode, string(body)
+	return resp.StatusCode, string(out)
 }
 
 // testWriter sends a process's stderr to the test log.
@@ -140,6 +162,22 @@ func TestServeEmbedded(t *testing.T) {
 	code, body = s.get(t, "/readyz")
 	assert.Equal(t, http.StatusOK, code)
 	assert.JSONEq(t, `{"status":"ready","checks":{"db":"up"}}`, body)
+
+	require.NotEmpty(t, s.devToken, "development prints a ready token")
+	code, body = s.call(t, "POST", "/v1/runs", s.devToken, `{"agentName":"e2e","steps":[{"type":"llm"}]}`)
+	require.Equal(t, http.StatusCreated, code, body)
+	var run struct {
+		ID string `json:"id"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &run))
+	code, body = s.call(t, "GET", "/v1/runs/"+run.ID+"?include=steps", s.devToken, "")
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, `"seq":1`)
+	code, _ = s.call(t, "GET", "/v1/runs", "", "")
+	assert.Equal(t, http.StatusUnauthorized, code)
+	code, body = s.get(t, "/metrics")
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, `agentstore_http_requests_total{method="POST",route="/v1/runs",status="201"} 1`)
 	require.NoError(t, s.stop(t), "SIGTERM is a clean exit")
 }
 
@@ -177,9 +215,21 @@ func TestMigrateThenServePostgres(t *testing.T) {
 			require.NoError(t, db.QueryRow(`SELECT count(*) FROM pg_tables WHERE schemaname = 'public'`).Scan(&tables))
 			assert.Zero(t, tables, "nothing lands in public")
 
+			env = append(env, "SUPABASE_JWT_SECRET=e2e-secret-that-is-at-least-32-bytes")
 			s := start(t, env...)
 			code, body := s.get(t, "/readyz")
 			assert.Equal(t, http.StatusOK, code, body)
+			assert.Empty(t, s.devToken, "no development token once JWT is configured")
+
+			tok, err := command(t, env, "token", "--tenant", "9b0c8a39-1f4c-4b8e-9d3a-1c2b3d4e5f60", "--ttl", "5m")
+			require.NoError(t, err, tok)
+			tok = strings.TrimSpace(tok)
+			code, body = s.call(t, "POST", "/v1/runs", tok, `{"agentName":"pg","toolCalls":[{"toolName":"t","status":"succeeded"}]}`)
+			require.Equal(t, http.StatusCreated, code, body)
+			assert.Contains(t, body, `"tenantId":"9b0c8a39-1f4c-4b8e-9d3a-1c2b3d4e5f60"`)
+			var n int
+			require.NoError(t, db.QueryRow(`SELECT count(*) FROM "`+schema+`".tool_calls`).Scan(&n))
+			assert.Equal(t, 1, n, "the write landed in %s", schema)
 			require.NoError(t, s.stop(t))
 		})
 	}

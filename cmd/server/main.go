@@ -24,6 +24,7 @@ import (
 	"github.com/agentstore/agentstore/internal/auth"
 	"github.com/agentstore/agentstore/internal/config"
 	"github.com/agentstore/agentstore/internal/dbmigrate"
+	"github.com/agentstore/agentstore/internal/health"
 	"github.com/agentstore/agentstore/internal/httpapi"
 	"github.com/agentstore/agentstore/internal/store"
 	"github.com/agentstore/agentstore/migrations"
@@ -40,6 +41,13 @@ commands:
 
 Configuration comes from the environment; see README.md.
 `
+
+// The health prober records the database's health every healthInterval and
+// keeps healthRetention of history.
+const (
+	healthInterval  = 30 * time.Second
+	healthRetention = 7 * 24 * time.Hour
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -166,6 +174,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		Log: log, Store: st, Auth: verifier, Registry: reg,
 		Ready: map[string]httpapi.Pinger{"db": st},
 	})
+	prober := &health.Prober{
+		Store: st, Interval: healthInterval, Retention: healthRetention, Log: log,
+		Checks: []health.Check{{Component: "db", Ping: st.Ping}},
+	}
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	probeDone := make(chan struct{})
+	go func() { defer close(probeDone); prober.Run(probeCtx) }()
+	defer func() { stopProbe(); <-probeDone }()
+
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
