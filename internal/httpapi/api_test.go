@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"entgo.io/ent/dialect"
@@ -30,6 +31,25 @@ type api struct {
 	t   *testing.T
 	srv *httptest.Server
 	st  *store.Store
+	log *syncBuffer // everything the API logged
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // backends are the databases the API tests run on.
@@ -65,8 +85,9 @@ func newAPI(t *testing.T, st *store.Store) *api {
 	t.Helper()
 	v, err := auth.New(context.Background(), auth.Config{HS256Secret: testSecret}, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
+	logs := &syncBuffer{}
 	e := New(Deps{
-		Log:      slog.New(slog.DiscardHandler),
+		Log:      slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Store:    st,
 		Auth:     v,
 		Ready:    map[string]Pinger{"db": st},
@@ -74,7 +95,7 @@ func newAPI(t *testing.T, st *store.Store) *api {
 	})
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
-	return &api{t: t, srv: srv, st: st}
+	return &api{t: t, srv: srv, st: st, log: logs}
 }
 
 // client is a caller with a token.

@@ -392,3 +392,19 @@ func TestOperationsEndpoints(t *testing.T) {
 		assert.Equal(t, OpenAPI, r.body)
 	})
 }
+
+func TestLogsCarryNoSecrets(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, a *api) {
+		c := a.user()
+		c.do("POST", "/v1/runs", map[string]any{"agentName": "logged"})
+		c.do("GET", "/v1/runs/"+uuid.NewString(), nil)
+		forged := &client{a: a, token: c.token[:len(c.token)-4] + "AAAA", header: http.Header{}}
+		forged.do("GET", "/v1/runs", nil)
+		logs := a.log.String()
+		require.Contains(t, logs, `"route":"/v1/runs/:id"`, "requests are logged with their route template")
+		require.Contains(t, logs, `"tenant_id":"`+c.tenant.String()+`"`)
+		assert.NotContains(t, logs, c.token[20:60], "no token in the logs")
+		assert.NotContains(t, logs, forged.token[20:60], "no rejected token in the logs")
+		assert.NotContains(t, logs, string(testSecret))
+	})
+}
