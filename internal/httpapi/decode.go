@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/agentstore/agentstore/internal/derrors"
+	"github.com/agentstore/agentstore/internal/store"
 )
 
 // MaxBodyBytes is the largest request body accepted.
@@ -172,6 +173,19 @@ func (q *query) int(name string) int {
 	n, err := strconv.Atoi(s)
 	if err != nil {
 		q.errs = append(q.errs, derrors.Detail{Field: name, Message: "must be an integer"})
+	}
+	return n
+}
+
+// limit reads the page size: absent is 0 (the default), present must be
+// between 1 and store.MaxPageSize.
+func (q *query) limit() int {
+	if q.c.QueryParam("limit") == "" {
+		return 0
+	}
+	n := q.int("limit")
+	if n < 1 || n > store.MaxPageSize {
+		q.errs = append(q.errs, derrors.Detail{Field: "limit", Message: fmt.Sprintf("must be between 1 and %d", store.MaxPageSize)})
 	}
 	return n
 }

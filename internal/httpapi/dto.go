@@ -31,8 +31,8 @@ type Run struct {
 	EndedAt     *time.Time      `json:"endedAt"`
 	CreatedAt   time.Time       `json:"createdAt"`
 	UpdatedAt   time.Time       `json:"updatedAt"`
-	Steps       []Step          `json:"steps,omitempty"`
-	ToolCalls   []ToolCall      `json:"toolCalls,omitempty"`
+	Steps       []Step          `json:"steps,omitzero"`
+	ToolCalls   []ToolCall      `json:"toolCalls,omitzero"`
 }
 
 // Step is the JSON of a run's step.

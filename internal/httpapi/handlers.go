@@ -109,7 +109,7 @@ func (h *handlers) listRuns(c echo.Context) error {
 		AgentName:     q.str("agentName"),
 		CreatedAfter:  q.time("createdAfter"),
 		CreatedBefore: q.time("createdBefore"),
-		Page:          store.Page{Limit: q.int("limit"), Cursor: q.str("cursor")},
+		Page:          store.Page{Limit: q.limit(), Cursor: q.str("cursor")},
 	}
 	if err := q.err(); err != nil {
 		return err
@@ -354,7 +354,7 @@ func (h *handlers) listAudit(c echo.Context) error {
 	f := store.AuditFilter{
 		Action: q.str("action"), ResourceType: q.str("resourceType"), ResourceID: q.str("resourceId"),
 		ActorID: q.str("actorId"), From: q.time("from"), To: q.time("to"),
-		Page: store.Page{Limit: q.int("limit"), Cursor: q.str("cursor")},
+		Page: store.Page{Limit: q.limit(), Cursor: q.str("cursor")},
 	}
 	if err := q.err(); err != nil {
 		return err
@@ -370,12 +370,9 @@ func (h *handlers) getHealth(c echo.Context) error {
 	q := query{c: c}
 	component := q.str("component")
 	w := store.Window{From: q.time("from"), To: q.time("to")}
-	limit := q.int("limit")
+	limit := q.limit()
 	if component == "" && (!w.From.IsZero() || !w.To.IsZero()) {
 		q.errs = append(q.errs, derrors.Detail{Field: "component", Message: "is required with from or to"})
-	}
-	if limit < 0 || limit > store.MaxPageSize {
-		q.errs = append(q.errs, derrors.Detail{Field: "limit", Message: "must be between 1 and 200"})
 	}
 	if err := q.err(); err != nil {
 		return err

@@ -42,6 +42,11 @@ func TestRunLifecycle(t *testing.T) {
 		assert.Equal(t, stepID, *got.ToolCalls[0].StepID)
 		r = c.do("GET", "/v1/runs/"+run.ID.String(), nil)
 		assert.NotContains(t, string(r.body), `"steps"`, "edges only when included")
+		var bare Run
+		c.do("POST", "/v1/runs", map[string]any{"agentName": "bare"}).json(t, &bare)
+		r = c.do("GET", "/v1/runs/"+bare.ID.String()+"?include=steps,toolCalls", nil)
+		assert.Contains(t, string(r.body), `"steps":[]`, "an included empty edge is []")
+		assert.Contains(t, string(r.body), `"toolCalls":[]`)
 
 		for _, tc := range []struct {
 			status string
@@ -220,6 +225,8 @@ func TestBadInputIsA4xxAndWritesNothing(t *testing.T) {
 			{"bad path uuid", "GET", "/v1/runs/not-a-uuid", nil, 400, CodeInvalidArgument},
 			{"unknown run", "GET", "/v1/runs/" + uuid.NewString(), nil, 404, CodeNotFound},
 			{"bad limit", "GET", "/v1/runs?limit=500", nil, 400, CodeInvalidArgument},
+			{"zero limit", "GET", "/v1/runs?limit=0", nil, 400, CodeInvalidArgument},
+			{"non-numeric limit", "GET", "/v1/audit-logs?limit=ten", nil, 400, CodeInvalidArgument},
 			{"bad cursor", "GET", "/v1/runs?cursor=abc", nil, 400, CodeInvalidArgument},
 			{"bad status filter", "GET", "/v1/runs?status=done", nil, 400, CodeInvalidArgument},
 			{"bad include", "GET", runPath + "?include=everything", nil, 400, CodeInvalidArgument},

@@ -219,6 +219,7 @@ func translate(err error) error {
 	var netErr net.Error
 	var connErr *pgconn.ConnectError
 	if errors.As(err, &netErr) || errors.As(err, &connErr) || errors.Is(err, sql.ErrConnDone) ||
+		err.Error() == "sql: database is closed" ||
 		pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
 		return &derrors.Error{Category: derrors.Unavailable, Message: "database unavailable", Cause: err}
 	}
