@@ -21,9 +21,10 @@ import (
 )
 
 // OpenPostgres opens a PostgreSQL pool through pgx. The URL's own pgx
-// settings win; otherwise statements run in pgx's "exec" mode, which keeps
-// no prepared statement on the server and so works through a
-// transaction-mode pooler such as Supabase's on port 6543.
+// settings win; otherwise statements run in pgx's "cache_describe" mode:
+// unnamed statements whose parameter types pgx remembers, so no prepared
+// statement outlives its round trip and a transaction-mode pooler such as
+// Supabase's on port 6543 works.
 func OpenPostgres(ctx context.Context, databaseURL string, maxConns int) (*sql.DB, error) {
 	u, err := url.Parse(databaseURL)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
@@ -31,7 +32,7 @@ func OpenPostgres(ctx context.Context, databaseURL string, maxConns int) (*sql.D
 	}
 	q := u.Query()
 	if !q.Has("default_query_exec_mode") {
-		q.Set("default_query_exec_mode", "exec")
+		q.Set("default_query_exec_mode", "cache_describe")
 	}
 	u.RawQuery = q.Encode()
 	db, err := sql.Open("pgx", u.String())

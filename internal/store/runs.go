@@ -149,6 +149,16 @@ func (r *Runs) CreateTx(ctx context.Context, tx *ent.Tx, in NewRun) (*ent.AgentR
 			return nil, derrors.Field("parentRunId", "no such run")
 		}
 	}
+	if r.s.dialect == dialect.Postgres {
+		run, err := newRunRows(tenantID, in, status, startedAt)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.insertRunPostgres(ctx, tx, run); err != nil {
+			return nil, err
+		}
+		return run, nil
+	}
 	created := now()
 	c := tx.AgentRun.Create().
 		SetCreatedAt(created).
