@@ -19,6 +19,7 @@ import (
 
 	"entgo.io/ent/dialect"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/agentstore/agentstore/internal/auth"
@@ -26,6 +27,7 @@ import (
 	"github.com/agentstore/agentstore/internal/dbmigrate"
 	"github.com/agentstore/agentstore/internal/health"
 	"github.com/agentstore/agentstore/internal/httpapi"
+	"github.com/agentstore/agentstore/internal/ratelimit"
 	"github.com/agentstore/agentstore/internal/store"
 	"github.com/agentstore/agentstore/migrations"
 )
@@ -170,13 +172,40 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ready := map[string]httpapi.Pinger{"db": st}
+	checks := []health.Check{{Component: "db", Ping: st.Ping}}
+
+	// The limiter's Redis client fails fast, so that a dead Redis costs a
+	// request at most a few hundred milliseconds before the fail mode applies.
+	var limiterRedis *redis.Client
+	if cfg.RedisURL != "" {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return fmt.Errorf("REDIS_URL: %w", err)
+		}
+		opts.ContextTimeoutEnabled = true
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
+		opts.MaxRetries = 1
+		limiterRedis = redis.NewClient(opts)
+		defer limiterRedis.Close()
+		ping := redisPinger{limiterRedis}
+		ready["redis"] = ping
+		checks = append(checks, health.Check{Component: "redis", Ping: ping.Ping})
+	}
+	rlMetrics := ratelimit.NewMetrics(reg)
+	limiter, err := ratelimit.New(ratelimit.Config{
+		Max: cfg.RateLimit.Max, Window: cfg.RateLimit.Window, TenantOverrides: cfg.RateLimit.TenantOverrides,
+		FailMode: cfg.RateLimit.FailMode, Prefix: ratelimit.DefaultPrefix,
+	}, limiterRedis, log, rlMetrics)
+	if err != nil {
+		return err
+	}
 	api := httpapi.New(httpapi.Deps{
-		Log: log, Store: st, Auth: verifier, Registry: reg,
-		Ready: map[string]httpapi.Pinger{"db": st},
+		Log: log, Store: st, Auth: verifier, Registry: reg, Ready: ready,
+		Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
 	})
 	prober := &health.Prober{
-		Store: st, Interval: healthInterval, Retention: healthRetention, Log: log,
-		Checks: []health.Check{{Component: "db", Ping: st.Ping}},
+		Store: st, Interval: healthInterval, Retention: healthRetention, Log: log, Checks: checks,
 	}
 	probeCtx, stopProbe := context.WithCancel(ctx)
 	probeDone := make(chan struct{})
@@ -214,3 +243,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	return nil
 }
+
+// redisPinger adapts a Redis client to the readiness and health checks.
+type redisPinger struct{ c *redis.Client }
+
+// Ping checks that Redis answers.
+func (p redisPinger) Ping(ctx context.Context) error { return p.c.Ping(ctx).Err() }

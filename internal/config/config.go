@@ -10,7 +10,14 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/agentstore/agentstore/internal/ratelimit"
 )
 
 // Config is the whole configuration of the service.
@@ -31,6 +38,44 @@ type Config struct {
 	LogLevel slog.Level
 	// JWT is how bearer tokens are verified.
 	JWT JWT
+	// RedisURL selects Redis for the shared limiter store and the
+	// cross-instance event fan-out; empty keeps both in process (REDIS_URL).
+	RedisURL string
+	// RateLimit configures the HTTP limiter.
+	RateLimit RateLimit
+	// TrustedProxies are the peers whose X-Forwarded-For is believed
+	// (TRUSTED_PROXIES, comma-separated CIDRs or addresses).
+	TrustedProxies []*net.IPNet
+	// WS configures the WebSocket hub.
+	WS WS
+}
+
+// RateLimit configures the HTTP limiter.
+type RateLimit struct {
+	// Max requests per Window and key (RATE_LIMIT_MAX).
+	Max int
+	// Window is the fixed window (RATE_LIMIT_WINDOW_MS).
+	Window time.Duration
+	// TenantOverrides replace Max for some tenants (RATE_LIMIT_TENANT_OVERRIDES).
+	TenantOverrides map[uuid.UUID]int
+	// FailMode is "open" or "closed" when Redis is down (RATE_LIMIT_FAIL_MODE).
+	FailMode string
+}
+
+// WS configures the WebSocket hub.
+type WS struct {
+	// BroadcastMax client publishes per BroadcastWindow and key (WS_BROADCAST_MAX).
+	BroadcastMax int
+	// BroadcastWindow is the publish window (WS_BROADCAST_WINDOW_MS).
+	BroadcastWindow time.Duration
+	// AllowedOrigins are the browser origins allowed to connect (WS_ALLOWED_ORIGINS).
+	AllowedOrigins []string
+	// MaxMessageBytes is the largest inbound frame (WS_MAX_MESSAGE_BYTES).
+	MaxMessageBytes int64
+	// HistorySize is how many events per channel are kept for recovery (WS_HISTORY_SIZE).
+	HistorySize int
+	// HistoryTTL is how long they are kept (WS_HISTORY_TTL).
+	HistoryTTL time.Duration
 }
 
 // JWT configures token verification.
@@ -58,6 +103,16 @@ const (
 	DefaultDBSchema = "agentstore"
 	DefaultLogLevel = "info"
 	DefaultAudience = "authenticated"
+	// Limits.
+	DefaultRateLimitMax      = 120
+	DefaultRateLimitWindowMs = 60000
+	DefaultFailMode          = "open"
+	DefaultWSBroadcastMax    = 200
+	DefaultWSBroadcastWinMs  = 1000
+	DefaultWSAllowedOrigins  = "*"
+	DefaultWSMaxMessageBytes = 65536
+	DefaultWSHistorySize     = 1000
+	DefaultWSHistoryTTL      = "5m"
 	DefaultTenant   = "app_metadata.tenant_id"
 	minSecretLen    = 32
 )
@@ -88,6 +143,57 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 			TenantClaim: get("JWT_TENANT_CLAIM", DefaultTenant),
 		},
 	}
+	c.RedisURL = get("REDIS_URL", "")
+	if c.RedisURL != "" {
+		u, err := url.Parse(c.RedisURL)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+			errs = append(errs, errors.New("REDIS_URL: must be a redis:// or rediss:// URL"))
+		}
+	}
+	positive := func(name string, def int) int {
+		v := get(name, strconv.Itoa(def))
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("%s: %q must be a positive integer", name, v))
+			return def
+		}
+		return n
+	}
+	c.RateLimit.Max = positive("RATE_LIMIT_MAX", DefaultRateLimitMax)
+	c.RateLimit.Window = time.Duration(positive("RATE_LIMIT_WINDOW_MS", DefaultRateLimitWindowMs)) * time.Millisecond
+	c.RateLimit.FailMode = get("RATE_LIMIT_FAIL_MODE", DefaultFailMode)
+	if c.RateLimit.FailMode != "open" && c.RateLimit.FailMode != "closed" {
+		errs = append(errs, fmt.Errorf("RATE_LIMIT_FAIL_MODE: %q must be open or closed", c.RateLimit.FailMode))
+	}
+	overrides, err := ratelimit.ParseOverrides(get("RATE_LIMIT_TENANT_OVERRIDES", ""))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("RATE_LIMIT_TENANT_OVERRIDES: %v", err))
+	}
+	c.RateLimit.TenantOverrides = overrides
+	for _, p := range splitList(get("TRUSTED_PROXIES", "")) {
+		if !strings.Contains(p, "/") {
+			if ip := net.ParseIP(p); ip != nil && ip.To4() != nil {
+				p += "/32"
+			} else {
+				p += "/128"
+			}
+		}
+		_, n, err := net.ParseCIDR(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %q is not an address or CIDR", p))
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, n)
+	}
+	c.WS.BroadcastMax = positive("WS_BROADCAST_MAX", DefaultWSBroadcastMax)
+	c.WS.BroadcastWindow = time.Duration(positive("WS_BROADCAST_WINDOW_MS", DefaultWSBroadcastWinMs)) * time.Millisecond
+	c.WS.AllowedOrigins = splitList(get("WS_ALLOWED_ORIGINS", DefaultWSAllowedOrigins))
+	c.WS.MaxMessageBytes = int64(positive("WS_MAX_MESSAGE_BYTES", DefaultWSMaxMessageBytes))
+	c.WS.HistorySize = positive("WS_HISTORY_SIZE", DefaultWSHistorySize)
+	ttl := get("WS_HISTORY_TTL", DefaultWSHistoryTTL)
+	if c.WS.HistoryTTL, err = time.ParseDuration(ttl); err != nil || c.WS.HistoryTTL <= 0 {
+		errs = append(errs, fmt.Errorf("WS_HISTORY_TTL: %q must be a positive duration such as 5m", ttl))
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL", DefaultLogLevel))); err != nil {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL: must be debug, info, warn or error"))
 	}
@@ -115,6 +221,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 			errs = append(errs, errors.New("SUPABASE_JWKS_URL: must be an http(s) URL"))
 		}
 	}
+	if c.Env == "production" && slices.Contains(c.WS.AllowedOrigins, "*") {
+		errs = append(errs, errors.New("WS_ALLOWED_ORIGINS: production refuses *; list the allowed origins"))
+	}
 	if c.Env == "production" && !c.JWT.Configured() {
 		errs = append(errs, errors.New("SUPABASE_JWT_SECRET or SUPABASE_JWKS_URL: production needs a JWT key source"))
 	}
@@ -135,6 +244,9 @@ func (c Config) Redacted() []any {
 		"database_url", redactURL(c.DatabaseURL), "db_schema", c.DBSchema, "log_level", c.LogLevel.String(),
 		"jwt_secret", mask(c.JWT.Secret), "jwks_url", c.JWT.JWKSURL, "jwt_audience", c.JWT.Audience,
 		"jwt_issuer", c.JWT.Issuer, "jwt_tenant_claim", c.JWT.TenantClaim,
+		"redis_url", redactURL(c.RedisURL), "rate_limit_max", c.RateLimit.Max, "rate_limit_window_ms", c.RateLimit.Window.Milliseconds(),
+		"rate_limit_fail_mode", c.RateLimit.FailMode, "rate_limit_tenant_overrides", len(c.RateLimit.TenantOverrides),
+		"trusted_proxies", len(c.TrustedProxies), "ws_allowed_origins", c.WS.AllowedOrigins,
 	}
 }
 
@@ -143,6 +255,16 @@ func mask(secret string) string {
 		return ""
 	}
 	return "(set)"
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func redactURL(s string) string {

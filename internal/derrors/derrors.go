@@ -7,6 +7,7 @@ package derrors
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 var (
@@ -37,6 +38,8 @@ type Error struct {
 	Details []Detail
 	// Cause is the underlying error, logged but never shown.
 	Cause error
+	// RetryAfter, for RateLimited, is how long to wait before retrying.
+	RetryAfter time.Duration
 }
 
 // Detail names one offending field of a request.

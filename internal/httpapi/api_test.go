@@ -83,16 +83,24 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, a *api)) {
 
 func newAPI(t *testing.T, st *store.Store) *api {
 	t.Helper()
+	return newAPIWith(t, st, func(*Deps) {})
+}
+
+// newAPIWith is newAPI with Deps edited by edit before the server starts.
+func newAPIWith(t *testing.T, st *store.Store, edit func(*Deps)) *api {
+	t.Helper()
 	v, err := auth.New(context.Background(), auth.Config{HS256Secret: testSecret}, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	logs := &syncBuffer{}
-	e := New(Deps{
+	d := Deps{
 		Log:      slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Store:    st,
 		Auth:     v,
 		Ready:    map[string]Pinger{"db": st},
 		Registry: prometheus.NewRegistry(),
-	})
+	}
+	edit(&d)
+	e := New(d)
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	return &api{t: t, srv: srv, st: st, log: logs}

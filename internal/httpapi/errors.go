@@ -80,6 +80,10 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			body.Message = err.Error()
 			if errors.As(err, &de) {
 				body.Message, body.Details = de.Message, de.Details
+				if de.RetryAfter > 0 {
+					ms := de.RetryAfter.Milliseconds()
+					body.RetryAfterMs = &ms
+				}
 			}
 		}
 		if status >= 500 {

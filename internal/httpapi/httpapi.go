@@ -6,6 +6,7 @@ import (
 	"context"
 	_ "embed"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/agentstore/agentstore/internal/ratelimit"
 	"github.com/agentstore/agentstore/internal/store"
 )
 
@@ -35,6 +37,11 @@ type Deps struct {
 	Ready map[string]Pinger
 	// Registry serves /metrics; the HTTP series are registered on it.
 	Registry *prometheus.Registry
+	// Limiter limits every route but /healthz, /readyz and /metrics; nil
+	// turns limiting off (benchmarks measure the API without it).
+	Limiter *ratelimit.Limiter
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []*net.IPNet
 }
 
 // OpenAPI is the OpenAPI 3 document of the API, served at /openapi.json.
@@ -47,7 +54,7 @@ func New(d Deps) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	e.IPExtractor = echo.ExtractIPDirect()
+	e.IPExtractor = ipExtractor(d.TrustedProxies)
 	e.HTTPErrorHandler = errorHandler(d.Log)
 	e.Use(requestIDMiddleware, observe(d.Log, NewMetrics(d.Registry)), recoverMiddleware(d.Log))
 
@@ -56,12 +63,17 @@ func New(d Deps) *echo.Echo {
 	})
 	e.GET("/readyz", readyz(d))
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
+	// Everything else is rate limited, by tenant when the token is good.
+	limited := []echo.MiddlewareFunc{identify(d.Auth)}
+	if d.Limiter != nil {
+		limited = append(limited, rateLimit(d.Limiter))
+	}
 	e.GET("/openapi.json", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, OpenAPI)
-	})
+	}, limited...)
 
 	h := &handlers{st: d.Store, events: d.Events}
-	v1 := e.Group("/v1", authenticate(d.Auth))
+	v1 := e.Group("/v1", append(limited, requireViewer)...)
 	v1.POST("/runs", h.createRun)
 	v1.GET("/runs", h.listRuns)
 	v1.GET("/runs/stats", h.runStats)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/agentstore/agentstore/internal/auth"
 	"github.com/agentstore/agentstore/internal/derrors"
+	"github.com/agentstore/agentstore/internal/ratelimit"
 	"github.com/agentstore/agentstore/internal/store"
 	"github.com/agentstore/agentstore/internal/tenant"
 )
@@ -112,32 +114,94 @@ func bearer(c echo.Context) (string, bool) {
 	return strings.TrimSpace(token), true
 }
 
-// authenticate puts the token's viewer, and what audit rows record of the
-// request, into the request context. No token or a bad one is 401; a good
-// token that may not act (anon, no tenant) is 403.
-func authenticate(a Authenticator) echo.MiddlewareFunc {
+// identity is what identify found out about the caller.
+type identity struct {
+	viewer tenant.Viewer
+	err    error // why the caller may not proceed; nil when it may
+}
+
+const identityKey = "identity"
+
+// identify verifies the bearer token, once, and remembers the viewer or the
+// reason to refuse it, without refusing yet: the rate limiter needs the
+// tenant (or "-") first, and requireViewer refuses after it.
+func identify(a Authenticator) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
+			id := identity{}
 			token, ok := bearer(c)
 			if !ok {
-				return derrors.New(derrors.Unauthenticated, "missing bearer token")
+				id.err = derrors.New(derrors.Unauthenticated, "missing bearer token")
+			} else if claims, err := a.Verify(c.Request().Context(), token); err != nil {
+				id.err = err
+			} else {
+				id.viewer, id.err = a.Viewer(claims, c.Request().Header.Get(HeaderTenantID))
 			}
-			claims, err := a.Verify(c.Request().Context(), token)
-			if err != nil {
-				return err
-			}
-			v, err := a.Viewer(claims, c.Request().Header.Get(HeaderTenantID))
-			if err != nil {
-				return err
-			}
-			ctx := tenant.NewContext(c.Request().Context(), v)
-			ctx = store.WithRequestInfo(ctx, store.RequestInfo{
-				RequestID: requestID(c), IP: c.RealIP(), UserAgent: truncate(c.Request().UserAgent(), 512),
-			})
-			c.SetRequest(c.Request().WithContext(ctx))
+			c.Set(identityKey, id)
 			return next(c)
 		}
 	}
+}
+
+// requireViewer refuses a caller identify could not accept (401 or 403),
+// and puts the viewer, and what audit rows record of the request, into the
+// request context.
+func requireViewer(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, _ := c.Get(identityKey).(identity)
+		if id.err != nil {
+			return id.err
+		}
+		ctx := tenant.NewContext(c.Request().Context(), id.viewer)
+		ctx = store.WithRequestInfo(ctx, store.RequestInfo{
+			RequestID: requestID(c), IP: c.RealIP(), UserAgent: truncate(c.Request().UserAgent(), 512),
+		})
+		c.SetRequest(c.Request().WithContext(ctx))
+		return next(c)
+	}
+}
+
+// rateLimit counts the request against its key, <tenant or ->|<METHOD>|
+// <route template>|<client ip>, sets the rate-limit headers on every
+// limited response, and refuses the request over the limit with 429.
+func rateLimit(l *ratelimit.Limiter) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			key := ratelimit.Key{Tenant: "-", Method: c.Request().Method, Route: routeOf(c), IP: c.RealIP()}
+			if id, _ := c.Get(identityKey).(identity); id.err == nil && id.viewer.TenantID != uuid.Nil {
+				key.Tenant = id.viewer.TenantID.String()
+			}
+			res, err := l.Allow(c.Request().Context(), key)
+			if err != nil {
+				return err
+			}
+			for k, v := range ratelimit.Headers(res) {
+				c.Response().Header().Set(k, v)
+			}
+			if !res.Allowed {
+				return &derrors.Error{
+					Category:   derrors.RateLimited,
+					Message:    fmt.Sprintf("rate limit of %d requests per %s exceeded", res.Limit, res.Window),
+					RetryAfter: res.RetryAfter,
+				}
+			}
+			return next(c)
+		}
+	}
+}
+
+// ipExtractor reads the client address from the peer, and from
+// X-Forwarded-For only when the peer is one of trusted: then the rightmost
+// address that is not a trusted proxy, never the spoofable leftmost one.
+func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 func truncate(s string, n int) string {

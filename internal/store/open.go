@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
@@ -74,7 +75,13 @@ func OpenSQLite(ctx context.Context, path string) (*sql.DB, error) {
 	return db, nil
 }
 
+// migrateMu serializes auto-migrations: ent's Schema.Create rewrites the
+// generated, package-level table descriptions while it runs.
+var migrateMu sync.Mutex
+
 func migrateSQLite(ctx context.Context, db *sql.DB) error {
+	migrateMu.Lock()
+	defer migrateMu.Unlock()
 	c := ent.NewClient(ent.Driver(entsql.OpenDB(dialect.SQLite, db)))
 	return c.Schema.Create(ctx, migrate.WithForeignKeys(true))
 }
