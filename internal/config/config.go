@@ -113,8 +113,8 @@ const (
 	DefaultWSMaxMessageBytes = 65536
 	DefaultWSHistorySize     = 1000
 	DefaultWSHistoryTTL      = "5m"
-	DefaultTenant   = "app_metadata.tenant_id"
-	minSecretLen    = 32
+	DefaultTenant            = "app_metadata.tenant_id"
+	minSecretLen             = 32
 )
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)

@@ -7,8 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -109,7 +109,7 @@ func TestReadmeListsEveryVariable(t *testing.T) {
 		"WS_BROADCAST_WINDOW_MS": strconv.Itoa(DefaultWSBroadcastWinMs), "WS_ALLOWED_ORIGINS": DefaultWSAllowedOrigins,
 		"WS_MAX_MESSAGE_BYTES": strconv.Itoa(DefaultWSMaxMessageBytes), "WS_HISTORY_SIZE": strconv.Itoa(DefaultWSHistorySize),
 		"WS_HISTORY_TTL": DefaultWSHistoryTTL,
-		"JWT_AUDIENCE": DefaultAudience, "JWT_TENANT_CLAIM": DefaultTenant, "ADDR": DefaultAddr, "APP_ENV": DefaultEnv, "DATA_DIR": DefaultDataDir, "DB_SCHEMA": DefaultDBSchema, "LOG_LEVEL": DefaultLogLevel}
+		"JWT_AUDIENCE":   DefaultAudience, "JWT_TENANT_CLAIM": DefaultTenant, "ADDR": DefaultAddr, "APP_ENV": DefaultEnv, "DATA_DIR": DefaultDataDir, "DB_SCHEMA": DefaultDBSchema, "LOG_LEVEL": DefaultLogLevel}
 	for k, def := range defaults {
 		assert.Contains(t, documented[k], "`"+def+"`", "README default of %s", k)
 	}
