@@ -200,6 +200,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err != nil {
 		return err
 	}
+	if cfg.RateLimit.Disabled {
+		log.Warn("HTTP rate limiting is disabled (RATE_LIMIT_DISABLED=true)")
+		limiter = nil
+	}
 	api := httpapi.New(httpapi.Deps{
 		Log: log, Store: st, Auth: verifier, Registry: reg, Ready: ready,
 		Limiter: limiter, TrustedProxies: cfg.TrustedProxies,

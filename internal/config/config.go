@@ -60,6 +60,9 @@ type RateLimit struct {
 	TenantOverrides map[uuid.UUID]int
 	// FailMode is "open" or "closed" when Redis is down (RATE_LIMIT_FAIL_MODE).
 	FailMode string
+	// Disabled turns HTTP limiting off, for benchmarks that measure the
+	// limiter's cost (RATE_LIMIT_DISABLED).
+	Disabled bool
 }
 
 // WS configures the WebSocket hub.
@@ -162,6 +165,12 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	c.RateLimit.Max = positive("RATE_LIMIT_MAX", DefaultRateLimitMax)
 	c.RateLimit.Window = time.Duration(positive("RATE_LIMIT_WINDOW_MS", DefaultRateLimitWindowMs)) * time.Millisecond
 	c.RateLimit.FailMode = get("RATE_LIMIT_FAIL_MODE", DefaultFailMode)
+	switch v := get("RATE_LIMIT_DISABLED", "false"); v {
+	case "true", "false":
+		c.RateLimit.Disabled = v == "true"
+	default:
+		errs = append(errs, fmt.Errorf("RATE_LIMIT_DISABLED: %q must be true or false", v))
+	}
 	if c.RateLimit.FailMode != "open" && c.RateLimit.FailMode != "closed" {
 		errs = append(errs, fmt.Errorf("RATE_LIMIT_FAIL_MODE: %q must be open or closed", c.RateLimit.FailMode))
 	}
@@ -245,7 +254,7 @@ func (c Config) Redacted() []any {
 		"jwt_secret", mask(c.JWT.Secret), "jwks_url", c.JWT.JWKSURL, "jwt_audience", c.JWT.Audience,
 		"jwt_issuer", c.JWT.Issuer, "jwt_tenant_claim", c.JWT.TenantClaim,
 		"redis_url", redactURL(c.RedisURL), "rate_limit_max", c.RateLimit.Max, "rate_limit_window_ms", c.RateLimit.Window.Milliseconds(),
-		"rate_limit_fail_mode", c.RateLimit.FailMode, "rate_limit_tenant_overrides", len(c.RateLimit.TenantOverrides),
+		"rate_limit_fail_mode", c.RateLimit.FailMode, "rate_limit_disabled", c.RateLimit.Disabled, "rate_limit_tenant_overrides", len(c.RateLimit.TenantOverrides),
 		"trusted_proxies", len(c.TrustedProxies), "ws_allowed_origins", c.WS.AllowedOrigins,
 	}
 }
