@@ -1,0 +1,474 @@
+package realtime
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+
+	"github.com/agentstore/agentstore/internal/derrors"
+	"github.com/agentstore/agentstore/internal/tenant"
+)
+
+// closeGrace is how long the server waits for the client to answer its
+// close frame before it drops the TCP connection.
+const closeGrace = 2 * time.Second
+
+// conn is one WebSocket connection. Its reader goroutine (the HTTP
+// handler's) reads and handles frames in order; its writer goroutine,
+// which the reader starts and waits for, is the only one that writes data
+// frames. Everything else reaches the client through the send queue.
+type conn struct {
+	hub          *Hub
+	ws           *websocket.Conn
+	id           string // origin of the events this connection publishes
+	ip           string
+	tenantID     uuid.UUID // fixed for the connection's life: refresh keeps it
+	headerTenant string
+	auth         Authenticator
+	runs         RunChecker
+	limiter      EventLimiter
+
+	// Owned by the reader goroutine.
+	viewer tenant.Viewer
+	subs   map[string]*subscription
+	runOK  map[uuid.UUID]bool
+	linger bool // the reader saw gorilla send a close frame; let it arrive
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	send   chan [][]byte
+	expiry *time.Timer // fires when the token expires; reset by "auth"
+
+	once        sync.Once
+	done        chan struct{} // closed by kick: the connection is ending
+	closeCode   int           // written once, before done is closed; 0 = send no close frame
+	closeReason string
+
+	readerDone chan struct{}
+	writerDone chan struct{}
+}
+
+// kick ends the connection with a close frame of code (none when 0), and
+// reports whether this call was the one that ended it.
+func (c *conn) kick(code int, reason string) bool {
+	first := false
+	c.once.Do(func() {
+		c.closeCode, c.closeReason = code, reason
+		close(c.done)
+		first = true
+	})
+	return first
+}
+
+func (c *conn) ending() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// slow drops a subscriber whose send queue is full, at once: a write that
+// blocks on it is cut short, so that it holds nothing for long.
+func (c *conn) slow() {
+	if c.kick(CloseSlowConsumer, "slow consumer") {
+		c.hub.m.drop(dropSlowConsumer)
+		c.hub.log.Info("realtime: dropped a slow subscriber", "tenant_id", c.tenantID.String())
+		_ = c.ws.NetConn().SetWriteDeadline(time.Now())
+	}
+}
+
+// enqueue queues frames to be written together, without blocking; a full
+// queue drops the connection.
+func (c *conn) enqueue(frames [][]byte) bool {
+	if c.ending() {
+		return false
+	}
+	select {
+	case c.send <- frames:
+		return true
+	default:
+		c.slow()
+		return false
+	}
+}
+
+func (c *conn) reply(f replyFrame) { c.enqueue([][]byte{encodeReply(f)}) }
+
+func (c *conn) replyError(ref string, e *protocolError) {
+	c.enqueue([][]byte{encodeError(ref, e)})
+}
+
+// run serves the connection until it ends, then releases everything it
+// holds.
+func (c *conn) run() {
+	go c.writeLoop()
+	c.readLoop()
+	c.kick(0, "")
+	<-c.writerDone
+	c.expiry.Stop()
+	for _, s := range c.subs {
+		c.hub.removeSub(s)
+	}
+	c.subs = nil
+	c.cancel()
+}
+
+func (c *conn) readLoop() {
+	defer close(c.readerDone)
+	cfg := c.hub.cfg
+	c.ws.SetReadLimit(cfg.MaxMessageBytes)
+	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+	})
+	for {
+		mt, data, err := c.ws.ReadMessage()
+		if err != nil {
+			// Gorilla already sent 1009 (too large) or 1002 (protocol
+			// error) for these; the writer lets that close frame arrive.
+			var ce *websocket.CloseError
+			c.linger = !errors.As(err, &ce) && !isNetError(err)
+			return
+		}
+		if c.ending() {
+			continue // draining until the client answers our close frame
+		}
+		_ = c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+		if mt != websocket.TextMessage {
+			c.replyError("", invalid("frames must be JSON text frames"))
+			continue
+		}
+		c.handle(data)
+	}
+}
+
+// isNetError reports whether err came from the network rather than from
+// the peer's frames.
+func isNetError(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+func (c *conn) writeLoop() {
+	defer close(c.writerDone)
+	cfg := c.hub.cfg
+	ping := time.NewTicker(cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		if c.ending() {
+			c.finish()
+			return
+		}
+		select {
+		case <-c.done:
+		case frames := <-c.send:
+			for _, f := range frames {
+				_ = c.ws.SetWriteDeadline(time.Now().Add(cfg.WriteWait))
+				if err := c.ws.WriteMessage(websocket.TextMessage, f); err != nil {
+					c.kick(0, "")
+					break
+				}
+			}
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteWait)); err != nil {
+				c.kick(0, "")
+			}
+		case <-c.expiry.C:
+			c.kick(CloseTokenExpired, "token expired")
+		}
+	}
+}
+
+// finish sends the close frame, gives the client a moment to answer it,
+// and closes the TCP connection, which ends the reader.
+func (c *conn) finish() {
+	sent := false
+	if c.closeCode != 0 {
+		msg := websocket.FormatCloseMessage(c.closeCode, c.closeReason)
+		sent = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.hub.cfg.WriteWait)) == nil
+	}
+	if sent {
+		t := time.NewTimer(closeGrace)
+		select {
+		case <-c.readerDone:
+		case <-t.C:
+		}
+		t.Stop()
+	} else {
+		select {
+		case <-c.readerDone:
+			if c.linger {
+				// Read what the client still sends, up to its own close,
+				// so that closing does not reset the connection before our
+				// close frame reached it.
+				nc := c.ws.NetConn()
+				_ = nc.SetReadDeadline(time.Now().Add(closeGrace))
+				_, _ = io.Copy(io.Discard, io.LimitReader(nc, c.hub.cfg.MaxMessageBytes*4))
+			}
+		default:
+		}
+	}
+	_ = c.ws.Close()
+}
+
+// handle answers one client frame.
+func (c *conn) handle(data []byte) {
+	in, perr := decodeFrame(data)
+	if perr != nil {
+		ref := in.Ref
+		if ref == "" {
+			ref = refOf(data)
+		}
+		c.replyError(ref, perr)
+		return
+	}
+	switch in.Type {
+	case typeSubscribe:
+		perr = c.subscribe(in)
+	case typeUnsubscribe:
+		perr = c.unsubscribe(in)
+	case typePublish:
+		perr = c.publish(in)
+	case typeAuth:
+		perr = c.refresh(in)
+	case typePing:
+		c.reply(replyFrame{Type: typePong, Ref: in.Ref})
+	}
+	if perr != nil {
+		c.replyError(in.Ref, perr)
+	}
+}
+
+// opContext is the context of one call to a dependency: it carries the
+// viewer and ends with the connection.
+func (c *conn) opContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(tenant.NewContext(c.ctx, c.viewer), opTimeout)
+}
+
+func (c *conn) subscribe(in inbound) *protocolError {
+	name, runID, perr := parseChannel(in.Channel)
+	if perr != nil {
+		return perr
+	}
+	if in.Since != nil && *in.Since == math.MaxUint64 {
+		return invalid("since is out of range")
+	}
+	if _, dup := c.subs[name]; dup {
+		return &protocolError{code: codeConflict, message: "already subscribed to " + name}
+	}
+	if len(c.subs) >= c.hub.cfg.MaxSubscriptions {
+		return invalid("at most %d subscriptions per connection", c.hub.cfg.MaxSubscriptions)
+	}
+	if runID != uuid.Nil {
+		if perr := c.checkRun(runID); perr != nil {
+			return perr
+		}
+	}
+
+	// Live events are buffered from now on, before the offset and history
+	// are read: an event is then in the snapshot, in the buffer, or both
+	// (deduplicated by offset), never in neither.
+	s := &subscription{c: c, key: chanKey{tenant: c.viewer.TenantID, channel: name}, buffering: true}
+	c.hub.addSub(s)
+	ctx, cancel := c.opContext()
+	defer cancel()
+	top, events, err := c.hub.broker.snapshot(ctx, s.key, in.Since)
+	if err != nil {
+		c.hub.removeSub(s)
+		c.hub.log.Error("realtime: subscribe", "tenant_id", c.viewer.TenantID.String(), "err", err)
+		return &protocolError{code: codeUnavailable, message: "realtime backend unavailable"}
+	}
+	c.subs[name] = s
+	reply := replyFrame{Type: typeSubscribed, Ref: in.Ref, Channel: name, Offset: &top}
+	var replay []*event
+	if in.Since != nil {
+		var ok bool
+		replay, ok = recovered(*in.Since, top, events)
+		reply.Recovered = &ok
+	}
+	s.start(encodeReply(reply), replay, top)
+	return nil
+}
+
+func (c *conn) unsubscribe(in inbound) *protocolError {
+	name, _, perr := parseChannel(in.Channel)
+	if perr != nil {
+		return perr
+	}
+	if s, ok := c.subs[name]; ok {
+		c.hub.removeSub(s)
+		delete(c.subs, name)
+	}
+	c.reply(replyFrame{Type: typeUnsubscribed, Ref: in.Ref, Channel: name})
+	return nil
+}
+
+func (c *conn) publish(in inbound) *protocolError {
+	name, runID, perr := parseChannel(in.Channel)
+	if perr != nil {
+		return perr
+	}
+	if runID == uuid.Nil {
+		return invalid("publish needs a run:<uuid> channel")
+	}
+	if perr := checkEventName(in.Event); perr != nil {
+		return perr
+	}
+	payload, perr := checkPayload(in.Payload)
+	if perr != nil {
+		return perr
+	}
+	ctx, cancel := c.opContext()
+	defer cancel()
+	if c.limiter != nil {
+		allowed, retry, err := c.limiter.Allow(ctx, c.viewer.TenantID.String(), c.viewer.UserID, c.ip, in.Event)
+		if err != nil {
+			c.hub.log.Error("realtime: event limiter", "tenant_id", c.viewer.TenantID.String(), "err", err)
+			return &protocolError{code: codeUnavailable, message: "rate limiter unavailable"}
+		}
+		if !allowed {
+			return &protocolError{code: codeRateLimited, message: "too many events; retry later", retryAfter: retry}
+		}
+	}
+	if perr := c.checkRun(runID); perr != nil {
+		return perr
+	}
+	key := chanKey{tenant: c.viewer.TenantID, channel: name}
+	if err := c.hub.broker.publish(ctx, []chanKey{key}, in.Event, payload, c.id); err != nil {
+		c.hub.log.Error("realtime: client publish", "tenant_id", c.viewer.TenantID.String(), "err", err)
+		return &protocolError{code: codeUnavailable, message: "realtime backend unavailable"}
+	}
+	return nil
+}
+
+// refresh replaces the connection's token with a newer one of the same
+// tenant, moving its expiry.
+func (c *conn) refresh(in inbound) *protocolError {
+	if in.Token == "" {
+		return invalid("token is required")
+	}
+	ctx, cancel := c.opContext()
+	defer cancel()
+	claims, err := c.auth.Verify(ctx, in.Token)
+	if err != nil {
+		return &protocolError{code: codeUnauthenticated, message: publicMessage(err, "invalid token")}
+	}
+	v, err := c.auth.Viewer(claims, c.headerTenant)
+	if err != nil {
+		return &protocolError{code: codeForbidden, message: publicMessage(err, "token may not be used here")}
+	}
+	if v.TenantID != c.viewer.TenantID {
+		return &protocolError{code: codeForbidden, message: "token belongs to another tenant"}
+	}
+	c.viewer = v
+	c.expiry.Reset(time.Until(claims.Expiry))
+	return nil
+}
+
+// checkRun reports NOT_FOUND unless the run exists in the viewer's
+// tenant; runs found once are remembered for the connection's life.
+func (c *conn) checkRun(id uuid.UUID) *protocolError {
+	if c.runOK[id] {
+		return nil
+	}
+	notFound := &protocolError{code: codeNotFound, message: "run not found"}
+	if c.runs == nil {
+		return notFound
+	}
+	ctx, cancel := c.opContext()
+	defer cancel()
+	ok, err := c.runs.RunExists(ctx, id)
+	switch {
+	case errors.Is(err, derrors.NotFound):
+		return notFound
+	case err != nil:
+		c.hub.log.Error("realtime: run check", "tenant_id", c.viewer.TenantID.String(), "err", err)
+		return &protocolError{code: codeInternal, message: "internal error"}
+	case !ok:
+		return notFound
+	}
+	c.runOK[id] = true
+	return nil
+}
+
+// publicMessage is err's client-safe message, or fallback when it has none.
+func publicMessage(err error, fallback string) string {
+	var de *derrors.Error
+	if errors.As(err, &de) && de.Message != "" {
+		return de.Message
+	}
+	return fallback
+}
+
+// subscription is one connection's interest in one channel.
+type subscription struct {
+	c   *conn
+	key chanKey
+
+	mu        sync.Mutex
+	buffering bool     // live events wait in buf until the snapshot is sent
+	buf       []*event // at most SendQueue events
+	last      uint64   // the highest offset sent, or known to the client
+	closed    bool
+}
+
+// deliver queues a live event, in offset order and at most once.
+func (s *subscription) deliver(e *event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	if s.buffering {
+		if len(s.buf) >= s.c.hub.cfg.SendQueue {
+			s.c.slow()
+			return
+		}
+		s.buf = append(s.buf, e)
+		return
+	}
+	if e.offset <= s.last {
+		return
+	}
+	s.last = e.offset
+	if e.origin == s.c.id {
+		return
+	}
+	if s.c.enqueue([][]byte{e.frame()}) {
+		s.c.hub.m.delivered(1)
+	}
+}
+
+// start queues the subscribed reply, the replayed events and the live
+// events buffered meanwhile, as one batch, then lets live events through.
+func (s *subscription) start(reply []byte, replay []*event, top uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	frames := [][]byte{reply}
+	for _, e := range replay {
+		if e.origin != s.c.id {
+			frames = append(frames, e.frame())
+		}
+	}
+	s.last = top
+	for _, e := range s.buf {
+		if e.offset > s.last {
+			s.last = e.offset
+			if e.origin != s.c.id {
+				frames = append(frames, e.frame())
+			}
+		}
+	}
+	s.buf, s.buffering = nil, false
+	if s.c.enqueue(frames) {
+		s.c.hub.m.delivered(len(frames) - 1)
+	}
+}

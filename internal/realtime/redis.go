@@ -1,0 +1,334 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis layout, for a channel C of tenant T under prefix P:
+//
+//	P{T}:C:seq   string  the channel's last offset
+//	P{T}:C:log   stream  the newest HistorySize events, entry id "0-<offset>"
+//	P events     pub/sub every event of every channel, to every instance
+//
+// The tenant is a hash tag, so the keys one publish touches share a slot.
+// Both keys expire HistoryTTL after the channel's last publish. A channel
+// without a seq starts at the Redis server's clock in microseconds, so its
+// offsets stay above those of any expired earlier life of the channel, and
+// a client's stale "since" can never look recoverable.
+
+// publishScript appends one event to each channel of KEYS (pairs of seq
+// and log keys) and publishes it, all in one round trip and atomically, so
+// that the pub/sub order of a channel is its offset order.
+//
+// ARGV: 1 pub/sub channel, 2 history size, 3 TTL in ms, 4 body, 5.. the
+// public channel names. Each pub/sub message is "<channel>\n<offset>\n<body>".
+var publishScript = redis.NewScript(`
+local t = redis.call('TIME')
+local seed = t[1] .. string.format('%06d', tonumber(t[2]))
+local out = {}
+for i = 1, #KEYS / 2 do
+  local seq, log = KEYS[2*i-1], KEYS[2*i]
+  if redis.call('SET', seq, seed, 'NX', 'PX', ARGV[3]) then
+    redis.call('DEL', log)
+  end
+  local off = string.format('%d', redis.call('INCR', seq))
+  redis.call('XADD', log, 'MAXLEN', ARGV[2], '0-' .. off, 'b', ARGV[4])
+  redis.call('PEXPIRE', seq, ARGV[3])
+  redis.call('PEXPIRE', log, ARGV[3])
+  redis.call('PUBLISH', ARGV[1], ARGV[4+i] .. '\n' .. off .. '\n' .. ARGV[4])
+  out[i] = off
+end
+return out
+`)
+
+// snapshotScript returns a channel's offset and, when ARGV[2] is not
+// empty, its retained events from id ARGV[2] on (at most ARGV[3]). A
+// channel without state is started, as publishScript would.
+//
+// KEYS: seq, log. ARGV: 1 TTL in ms, 2 first stream id or "", 3 count.
+var snapshotScript = redis.NewScript(`
+local top = redis.call('GET', KEYS[1])
+if not top then
+  local t = redis.call('TIME')
+  top = t[1] .. string.format('%06d', tonumber(t[2]))
+  redis.call('SET', KEYS[1], top, 'PX', ARGV[1])
+  redis.call('DEL', KEYS[2])
+end
+if ARGV[2] == '' then
+  return {top}
+end
+return {top, redis.call('XRANGE', KEYS[2], ARGV[2], '+', 'COUNT', ARGV[3])}
+`)
+
+// redisBody is what the stream and the pub/sub message carry of an event.
+type redisBody struct {
+	Tenant uuid.UUID       `json:"t"`
+	Event  string          `json:"e"`
+	Origin string          `json:"o,omitempty"`
+	Data   json.RawMessage `json:"d"`
+}
+
+// redisBroker shares offsets, history and events between instances
+// through Redis. Each instance holds one pub/sub connection.
+type redisBroker struct {
+	rdb      *redis.Client
+	prefix   string
+	pubsub   string
+	size     int
+	ttl      time.Duration
+	dispatch func(*event)
+	resync   func()
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	ps      *redis.PubSub
+	stopped bool
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// healthEvery is how long the pub/sub connection may stay silent before
+// it is pinged; a second silence in a row replaces the connection.
+const healthEvery = 15 * time.Second
+
+func newRedisBroker(ctx context.Context, rdb *redis.Client, prefix string, size int, ttl time.Duration,
+	dispatch func(*event), resync func(), log *slog.Logger) (*redisBroker, error) {
+	b := &redisBroker{
+		rdb: rdb, prefix: prefix, pubsub: prefix + "events", size: size, ttl: ttl,
+		dispatch: dispatch, resync: resync, log: log, done: make(chan struct{}),
+	}
+	for _, s := range []*redis.Script{publishScript, snapshotScript} {
+		if err := s.Load(ctx, rdb).Err(); err != nil {
+			return nil, fmt.Errorf("realtime: load Redis script: %w", err)
+		}
+	}
+	ps, err := b.subscribe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b.ps = ps
+	loopCtx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	go b.receive(loopCtx)
+	return b, nil
+}
+
+// subscribe opens a pub/sub connection and waits until Redis confirmed the
+// subscription, so that no event published afterwards is missed.
+func (b *redisBroker) subscribe(ctx context.Context) (*redis.PubSub, error) {
+	ps := b.rdb.Subscribe(ctx, b.pubsub)
+	msg, err := ps.Receive(ctx)
+	if err == nil {
+		if _, ok := msg.(*redis.Subscription); !ok {
+			err = fmt.Errorf("unexpected %T", msg)
+		}
+	}
+	if err != nil {
+		_ = ps.Close()
+		return nil, fmt.Errorf("realtime: subscribe to Redis: %w", err)
+	}
+	return ps, nil
+}
+
+func (b *redisBroker) keys(k chanKey) (seq, log string) {
+	base := b.prefix + "{" + k.tenant.String() + "}:" + k.channel
+	return base + ":seq", base + ":log"
+}
+
+func (b *redisBroker) publish(ctx context.Context, keys []chanKey, name string, data json.RawMessage, origin string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	body, err := json.Marshal(redisBody{Tenant: keys[0].tenant, Event: name, Origin: origin, Data: data})
+	if err != nil {
+		return fmt.Errorf("realtime: encode event: %w", err)
+	}
+	ks := make([]string, 0, 2*len(keys))
+	args := []any{b.pubsub, b.size, b.ttl.Milliseconds(), body}
+	for _, k := range keys {
+		if k.tenant != keys[0].tenant {
+			return errors.New("realtime: one publish spans one tenant")
+		}
+		seq, log := b.keys(k)
+		ks = append(ks, seq, log)
+		args = append(args, k.channel)
+	}
+	if err := publishScript.Run(ctx, b.rdb, ks, args...).Err(); err != nil {
+		return fmt.Errorf("realtime: publish to Redis: %w", err)
+	}
+	return nil
+}
+
+func (b *redisBroker) snapshot(ctx context.Context, key chanKey, since *uint64) (uint64, []*event, error) {
+	seq, log := b.keys(key)
+	start := ""
+	if since != nil {
+		start = "0-" + strconv.FormatUint(*since+1, 10)
+	}
+	res, err := snapshotScript.Run(ctx, b.rdb, []string{seq, log}, b.ttl.Milliseconds(), start, b.size).Slice()
+	if err != nil {
+		return 0, nil, fmt.Errorf("realtime: read history from Redis: %w", err)
+	}
+	if len(res) == 0 {
+		return 0, nil, errors.New("realtime: empty snapshot reply")
+	}
+	top, err := strconv.ParseUint(fmt.Sprint(res[0]), 10, 64)
+	if err != nil {
+		return 0, nil, fmt.Errorf("realtime: bad channel offset %v", res[0])
+	}
+	if len(res) < 2 {
+		return top, nil, nil
+	}
+	entries, _ := res[1].([]any)
+	out := make([]*event, 0, len(entries))
+	for _, raw := range entries {
+		e, err := parseEntry(key, raw)
+		if err != nil {
+			return 0, nil, err
+		}
+		out = append(out, e)
+	}
+	return top, out, nil
+}
+
+// parseEntry turns one XRANGE entry, [id, [field, value]], into an event.
+func parseEntry(key chanKey, raw any) (*event, error) {
+	pair, _ := raw.([]any)
+	if len(pair) != 2 {
+		return nil, errors.New("realtime: bad history entry")
+	}
+	id, _ := pair[0].(string)
+	off, err := strconv.ParseUint(strings.TrimPrefix(id, "0-"), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("realtime: bad history id %q", id)
+	}
+	fields, _ := pair[1].([]any)
+	for i := 0; i+1 < len(fields); i += 2 {
+		if f, _ := fields[i].(string); f == "b" {
+			s, _ := fields[i+1].(string)
+			return decodeBody(key, off, s)
+		}
+	}
+	return nil, errors.New("realtime: history entry without a body")
+}
+
+func decodeBody(key chanKey, off uint64, s string) (*event, error) {
+	var body redisBody
+	if err := json.Unmarshal([]byte(s), &body); err != nil {
+		return nil, fmt.Errorf("realtime: bad event body: %w", err)
+	}
+	if key.tenant == uuid.Nil {
+		key.tenant = body.Tenant
+	}
+	return &event{key: key, offset: off, name: body.Event, data: body.Data, origin: body.Origin}, nil
+}
+
+// decodeMessage parses a pub/sub message, "<channel>\n<offset>\n<body>".
+func decodeMessage(payload string) (*event, error) {
+	channel, rest, ok1 := strings.Cut(payload, "\n")
+	offs, body, ok2 := strings.Cut(rest, "\n")
+	if !ok1 || !ok2 {
+		return nil, errors.New("realtime: malformed pub/sub message")
+	}
+	off, err := strconv.ParseUint(offs, 10, 64)
+	if err != nil {
+		return nil, errors.New("realtime: malformed pub/sub offset")
+	}
+	return decodeBody(chanKey{channel: channel}, off, body)
+}
+
+// receive hands every pub/sub message to dispatch until stop. When the
+// connection broke, events may have been lost: once it is back, resync
+// tells the hub so.
+func (b *redisBroker) receive(ctx context.Context) {
+	defer close(b.done)
+	lost, pinged := false, false
+	backoff := 50 * time.Millisecond
+	for {
+		b.mu.Lock()
+		ps := b.ps
+		b.mu.Unlock()
+		msg, err := ps.ReceiveTimeout(ctx, healthEvery)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if !pinged {
+					pinged = true
+					if perr := ps.Ping(ctx); perr == nil {
+						continue
+					}
+				}
+				// Silent through a ping: replace the connection.
+				b.log.Warn("realtime: Redis pub/sub silent, reconnecting")
+				if !b.replace(ctx) {
+					return
+				}
+				lost, pinged = true, false
+				continue
+			}
+			if !lost {
+				b.log.Warn("realtime: Redis pub/sub failed", "err", err)
+			}
+			lost, pinged = true, false
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		backoff, pinged = 50*time.Millisecond, false
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if lost && m.Kind == "subscribe" {
+				lost = false
+				b.log.Warn("realtime: Redis pub/sub back; closing subscribed connections so they resync")
+				b.resync()
+			}
+		case *redis.Message:
+			e, err := decodeMessage(m.Payload)
+			if err != nil {
+				b.log.Error("realtime: dropped a pub/sub message", "err", err)
+				continue
+			}
+			b.dispatch(e)
+		}
+	}
+}
+
+// replace swaps the pub/sub connection for a new one; false after stop.
+func (b *redisBroker) replace(ctx context.Context) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		return false
+	}
+	_ = b.ps.Close()
+	b.ps = b.rdb.Subscribe(ctx, b.pubsub)
+	return true
+}
+
+func (b *redisBroker) stop() {
+	b.cancel()
+	b.mu.Lock()
+	b.stopped = true
+	_ = b.ps.Close()
+	b.mu.Unlock()
+	<-b.done
+}
