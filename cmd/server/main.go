@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"entgo.io/ent/dialect"
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
@@ -25,9 +26,11 @@ import (
 	"github.com/agentstore/agentstore/internal/auth"
 	"github.com/agentstore/agentstore/internal/config"
 	"github.com/agentstore/agentstore/internal/dbmigrate"
+	"github.com/agentstore/agentstore/internal/derrors"
 	"github.com/agentstore/agentstore/internal/health"
 	"github.com/agentstore/agentstore/internal/httpapi"
 	"github.com/agentstore/agentstore/internal/ratelimit"
+	"github.com/agentstore/agentstore/internal/realtime"
 	"github.com/agentstore/agentstore/internal/store"
 	"github.com/agentstore/agentstore/migrations"
 )
@@ -200,13 +203,19 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err != nil {
 		return err
 	}
+	hub, eventLimiter, closeHub, err := newHub(ctx, cfg, log, reg, rlMetrics)
+	if err != nil {
+		return err
+	}
+	defer closeHub()
 	if cfg.RateLimit.Disabled {
 		log.Warn("HTTP rate limiting is disabled (RATE_LIMIT_DISABLED=true)")
 		limiter = nil
 	}
 	api := httpapi.New(httpapi.Deps{
 		Log: log, Store: st, Auth: verifier, Registry: reg, Ready: ready,
-		Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
+		Limiter: limiter, TrustedProxies: cfg.TrustedProxies, Events: hub,
+		WebSocket: hub.Handler(verifier, runChecker{st}, eventLimiter),
 	})
 	prober := &health.Prober{
 		Store: st, Interval: healthInterval, Retention: healthRetention, Log: log, Checks: checks,
@@ -239,13 +248,63 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return err
 	case <-ctx.Done():
 	}
+	// Stop accepting and drain requests, then close WebSockets with 1001;
+	// the stores close last, in the defers.
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
+	err = srv.Shutdown(shutdownCtx)
+	if herr := hub.Shutdown(shutdownCtx); herr != nil {
+		log.Warn("closing websockets", "err", herr)
+	}
+	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// newHub builds the realtime hub and its publish limiter: over Redis when
+// REDIS_URL is set, in process otherwise. close releases its Redis client.
+func newHub(ctx context.Context, cfg config.Config, log *slog.Logger, reg prometheus.Registerer, rl *ratelimit.Metrics) (*realtime.Hub, *ratelimit.EventLimiter, func(), error) {
+	var rdb *redis.Client
+	closeFn := func() {}
+	if cfg.RedisURL != "" {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		rdb = redis.NewClient(opts)
+		closeFn = func() { rdb.Close() }
+	}
+	limiter, err := ratelimit.NewEventLimiter(ratelimit.EventConfig{
+		Max: cfg.WS.BroadcastMax, Window: cfg.WS.BroadcastWindow, FailMode: cfg.RateLimit.FailMode, Prefix: ratelimit.DefaultPrefix,
+	}, rdb, log, rl)
+	if err != nil {
+		closeFn()
+		return nil, nil, nil, err
+	}
+	hub, err := realtime.New(ctx, realtime.Config{
+		AllowedOrigins: cfg.WS.AllowedOrigins, Production: cfg.Env == "production",
+		MaxMessageBytes: cfg.WS.MaxMessageBytes, HistorySize: cfg.WS.HistorySize, HistoryTTL: cfg.WS.HistoryTTL,
+		ClientIP: func(r *http.Request) string { return httpapi.ClientIP(cfg.TrustedProxies)(r) },
+	}, rdb, log, realtime.NewMetrics(reg))
+	if err != nil {
+		closeFn()
+		return nil, nil, nil, err
+	}
+	return hub, limiter, closeFn, nil
+}
+
+// runChecker tells the hub whether a run exists for the viewer in ctx.
+type runChecker struct{ st *store.Store }
+
+// RunExists reports whether the viewer's tenant has the run.
+func (c runChecker) RunExists(ctx context.Context, runID uuid.UUID) (bool, error) {
+	_, err := c.st.Runs.Get(ctx, runID, store.Include{})
+	if errors.Is(err, derrors.NotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // redisPinger adapts a Redis client to the readiness and health checks.

@@ -42,6 +42,10 @@ type Deps struct {
 	Limiter *ratelimit.Limiter
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []*net.IPNet
+	// WebSocket serves GET /v1/ws (it authenticates on its own, so that a
+	// refused handshake is an HTTP error before any upgrade); nil leaves
+	// the route out.
+	WebSocket http.Handler
 }
 
 // OpenAPI is the OpenAPI 3 document of the API, served at /openapi.json.
@@ -54,7 +58,7 @@ func New(d Deps) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	e.IPExtractor = ipExtractor(d.TrustedProxies)
+	e.IPExtractor = ClientIP(d.TrustedProxies)
 	e.HTTPErrorHandler = errorHandler(d.Log)
 	e.Use(requestIDMiddleware, observe(d.Log, NewMetrics(d.Registry)), recoverMiddleware(d.Log))
 
@@ -71,6 +75,10 @@ func New(d Deps) *echo.Echo {
 	e.GET("/openapi.json", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, OpenAPI)
 	}, limited...)
+
+	if d.WebSocket != nil {
+		e.GET("/v1/ws", echo.WrapHandler(d.WebSocket), limited...)
+	}
 
 	h := &handlers{st: d.Store, events: d.Events}
 	v1 := e.Group("/v1", append(limited, requireViewer)...)

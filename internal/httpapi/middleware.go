@@ -190,10 +190,10 @@ func rateLimit(l *ratelimit.Limiter) echo.MiddlewareFunc {
 	}
 }
 
-// ipExtractor reads the client address from the peer, and from
+// ClientIP reads the client address from the peer, and from
 // X-Forwarded-For only when the peer is one of trusted: then the rightmost
 // address that is not a trusted proxy, never the spoofable leftmost one.
-func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
+func ClientIP(trusted []*net.IPNet) echo.IPExtractor {
 	if len(trusted) == 0 {
 		return echo.ExtractIPDirect()
 	}
