@@ -1,0 +1,133 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentstore/agentstore/internal/dbtest"
+)
+
+// wsFrame is any server frame.
+type wsFrame struct {
+	Type      string          `json:"type"`
+	Ref       string          `json:"ref"`
+	Channel   string          `json:"channel"`
+	Event     string          `json:"event"`
+	Offset    uint64          `json:"offset"`
+	Recovered *bool           `json:"recovered"`
+	Code      string          `json:"code"`
+	Data      json.RawMessage `json:"data"`
+}
+
+func dialWS(t *testing.T, s *server, token string) *websocket.Conn {
+	t.Helper()
+	u := strings.Replace(s.base, "http://", "ws://", 1) + "/v1/ws?access_token=" + token
+	c, resp, err := websocket.DefaultDialer.Dial(u, nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func readFrame(t *testing.T, c *websocket.Conn) wsFrame {
+	t.Helper()
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+	var f wsFrame
+	require.NoError(t, c.ReadJSON(&f))
+	return f
+}
+
+// TestWebSocketAcrossInstances writes through one instance and watches
+// through another: every event arrives, in order, with rising offsets, and
+// a subscriber that reconnects with since gets exactly what it missed.
+func TestWebSocketAcrossInstances(t *testing.T) {
+	t.Parallel()
+	rd := newRedis(t)
+	dbURL := dbtest.NewDatabase(t)
+	out, err := command(t, []string{"DATABASE_URL=" + dbURL}, "migrate", "apply")
+	require.NoError(t, err, out)
+	env := []string{"DATABASE_URL=" + dbURL, "REDIS_URL=" + rd.url(), "SUPABASE_JWT_SECRET=" + e2eSecret, "RATE_LIMIT_DISABLED=true"}
+	a, b := start(t, env...), start(t, env...)
+	tenantA := "8d2f1e3c-4b5a-4c6d-9e8f-7a6b5c4d3e2f"
+	tok := mint(t, tenantA)
+	other := mint(t, "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f")
+
+	// Handshake without a valid token is refused before any upgrade.
+	_, resp, err := websocket.DefaultDialer.Dial(strings.Replace(a.base, "http://", "ws://", 1)+"/v1/ws?access_token=bogus", nil)
+	require.Error(t, err)
+	require.NotNil(t, resp)
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+
+	sub := dialWS(t, a, tok)
+	require.NoError(t, sub.WriteJSON(map[string]any{"type": "subscribe", "ref": "1", "channel": "runs"}))
+	f := readFrame(t, sub)
+	require.Equal(t, "subscribed", f.Type)
+	require.Equal(t, "1", f.Ref)
+	spy := dialWS(t, a, other)
+	require.NoError(t, spy.WriteJSON(map[string]any{"type": "subscribe", "ref": "s", "channel": "runs"}))
+	require.Equal(t, "subscribed", readFrame(t, spy).Type)
+
+	code, body := b.call(t, "POST", "/v1/runs", tok, `{"agentName":"ws","status":"running"}`)
+	require.Equal(t, http.StatusCreated, code, body)
+	var run struct{ ID string }
+	require.NoError(t, json.Unmarshal([]byte(body), &run))
+	for i := 0; i < 3; i++ {
+		code, body = b.call(t, "POST", "/v1/runs/"+run.ID+"/steps", tok, `{"type":"llm"}`)
+		require.Equal(t, http.StatusCreated, code, body)
+	}
+	want := []string{"run.created", "step.appended", "step.appended", "step.appended"}
+	var last uint64
+	for i, ev := range want {
+		f := readFrame(t, sub)
+		require.Equal(t, "event", f.Type)
+		assert.Equal(t, ev, f.Event, "event %d in order", i)
+		assert.Greater(t, f.Offset, last, "offsets rise")
+		last = f.Offset
+		if i == 0 {
+			assert.Contains(t, string(f.Data), `"id":"`+run.ID+`"`, "run.created carries the REST JSON of the run")
+		}
+	}
+
+	// Subscribing to the run's own channel on another tenant: NOT_FOUND.
+	require.NoError(t, spy.WriteJSON(map[string]any{"type": "subscribe", "ref": "x", "channel": "run:" + run.ID}))
+	f = readFrame(t, spy)
+	assert.Equal(t, "error", f.Type)
+	assert.Equal(t, "NOT_FOUND", f.Code)
+	require.NoError(t, spy.WriteJSON(map[string]any{"type": "ping", "ref": "p"}))
+	assert.Equal(t, "pong", readFrame(t, spy).Type, "the other tenant received none of A's events")
+
+	// Disconnect, miss 5 events, reconnect to the other instance with since.
+	sub.Close()
+	for i := 0; i < 5; i++ {
+		code, body = a.call(t, "POST", "/v1/runs/"+run.ID+"/steps", tok, `{"type":"tool"}`)
+		require.Equal(t, http.StatusCreated, code, body)
+	}
+	again := dialWS(t, b, tok)
+	require.NoError(t, again.WriteJSON(map[string]any{"type": "subscribe", "ref": "2", "channel": "runs", "since": last}))
+	var got []uint64
+	for len(got) < 6 { // the subscribed reply and the 5 missed events
+		f := readFrame(t, again)
+		switch f.Type {
+		case "subscribed":
+			require.NotNil(t, f.Recovered)
+			assert.True(t, *f.Recovered)
+			got = append(got, 0)
+		case "event":
+			assert.Equal(t, "step.appended", f.Event)
+			got = append(got, f.Offset)
+		default:
+			t.Fatalf("unexpected frame %+v", f)
+		}
+	}
+	for i := 2; i < len(got); i++ {
+		assert.Equal(t, got[i-1]+1, got[i], "no gap, no duplicate: %v", got)
+	}
+	require.NoError(t, a.stop(t))
+}
