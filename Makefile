@@ -55,9 +55,9 @@ migrate-lint:
 migrate-lint-all:
 	$(SERVICES) -- $(GO) run ./internal/tools/migratelint migrations/*.sql
 
-## bench: the benchmarks, on durable PostgreSQL (fsync on)
+## bench: every benchmark in one run on durable PostgreSQL (fsync on) and Redis — store vs pgx floor, HTTP ingest, list, limiter overhead; writes bench/report.md, bench/throughput.svg, bench/results.json
 bench:
-	$(SERVICES) --durable -- $(GO) test -run '^$$' -bench . -benchtime 5s -count 3 ./internal/store/
+	GO=$(GO) $(SERVICES) --durable -- scripts/bench.sh
 
 clean:
 	rm -rf bin data

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"encoding/xml"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// load returns a loadgen -json result.
+func load(rps, p99 float64, requests, total int64, status string) string {
+	return fmt.Sprintf(`{"url":"http://127.0.0.1:1/x","method":"GET","concurrency":32,"warmup_s":2,"duration_s":%g,
+		"requests":%d,"errors":0,"unexpected":0,"warmup_requests":%d,"total_requests":%d,"rps":%g,
+		"latency_ms":{"mean":1,"p50":%g,"p90":2,"p99":%g,"max":%g},"status":{%q:%d},"connections":32}`,
+		float64(requests)/rps, requests, total-requests, total, rps, p99/4, p99, p99*2, status, requests)
+}
+
+func writeRaw(t *testing.T) string {
+	t.Helper()
+	raw := t.TempDir()
+	files := map[string]string{
+		"meta.env": "date=2026-01-02T03:04:05Z\ncommit=abc1234\nnproc=2\n# a comment\nload_start=1.00 2.00 3.00\n" +
+			"load_end=4.00 5.00 6.00\nlimiter_route=GET /v1/runs/{unknown id} (404)\ningest_written=700 7000 7000\n",
+		"store-bench.txt": "goos: linux\nBenchmarkCreateRunStore-2      \t     830\t   1404255 ns/op\t       900.0 runs/s\t   89471 B/op\t    1395 allocs/op\n" +
+			"BenchmarkCreateRunPgxFloor-2   \t     951\t   1173862 ns/op\t      1000.0 runs/s\t   69140 B/op\t    1321 allocs/op\nPASS\n",
+		"ingest.json":          load(450, 80, 9000, 10000, "201"),
+		"list.json":            load(600, 50, 12000, 13000, "200"),
+		"limiter/none-r1.json": load(2000, 40, 16000, 20000, "404"),
+		// Rounds sort by number, not name: r10 after r2.
+		"limiter/none-r10.json":   load(1000, 60, 8000, 10000, "404"),
+		"limiter/memory-r1.json":  load(1900, 42, 15200, 19000, "404"),
+		"limiter/redis-r1.json":   load(1800, 44, 14400, 18000, "404"),
+		"limiter/redis-r2.json":   load(1600, 48, 12800, 16000, "404"),
+		"limiter/redis-r1.before": "# Commandstats\r\ncmdstat_info:calls=1,usec=1\r\ncmdstat_evalsha:calls=5,usec=1\r\n",
+		"limiter/redis-r1.after":  "# Commandstats\r\ncmdstat_info:calls=2,usec=1\r\ncmdstat_evalsha:calls=18005,usec=1\r\ncmdstat_incrby:calls=18000,usec=1\r\ncmdstat_ping:calls=1,usec=1\r\n",
+		"limiter/redis-r2.before": "cmdstat_evalsha:calls=18005,usec=1\r\ncmdstat_incrby:calls=18000,usec=1\r\n",
+		"limiter/redis-r2.after":  "cmdstat_evalsha:calls=34005,usec=1\r\ncmdstat_incrby:calls=34000,usec=1\r\n",
+		"limiter/monitor.txt": "OK\n" +
+			`1795698081.620671 [0 127.0.0.1:33328] "evalsha" "f742" "1" "agentstore:rl:t|GET|/v1/runs/:id|127.0.0.1" "1" "60000"` + "\n" +
+			`1795698081.620782 [0 lua] "incrby" "agentstore:rl:t|GET|/v1/runs/:id|127.0.0.1" "1"` + "\n" +
+			`1795698081.620805 [0 lua] "pttl" "agentstore:rl:t|GET|/v1/runs/:id|127.0.0.1"` + "\n" +
+			`1795698081.620848 [0 127.0.0.1:33212] "EVALSHA" "f742" "1" "k" "1" "60000"` + "\n" +
+			`1795698081.620900 [0 lua] "incrby" "k" "1"` + "\n",
+		"limiter/monitor-sample.json": load(100, 10, 2, 2, "404"),
+	}
+	for name, body := range files {
+		path := filepath.Join(raw, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return raw
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-6*math.Max(1, math.Abs(b)) }
+
+func TestCollect(t *testing.T) {
+	res, err := Collect(writeRaw(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Meta["commit"] != "abc1234" || res.Meta["load_end"] != "4.00 5.00 6.00" {
+		t.Errorf("meta %v", res.Meta)
+	}
+	st := res.Store
+	if st == nil || st.Store.RunsPerS != 900 || st.Floor.RunsPerS != 1000 || !near(st.StoreToFloor, 0.9) || st.Store.AllocsPerOp != 1395 {
+		t.Fatalf("store %+v", st)
+	}
+	if res.Ingest == nil || !near(res.Ingest.Ratio, 0.5) || res.Ingest.Status["201"] != 9000 {
+		t.Fatalf("ingest %+v", res.Ingest)
+	}
+	if res.List == nil || res.List.RPS != 600 || res.List.Ratio != 0 {
+		t.Fatalf("list %+v", res.List)
+	}
+	lim := res.Limiter
+	if lim == nil || len(lim.Configs) != 3 || lim.Route != "GET /v1/runs/{unknown id} (404)" {
+		t.Fatalf("limiter %+v", lim)
+	}
+	none, redis := lim.config("none"), lim.config("redis")
+	if none.Rounds[0].Round != 1 || none.Rounds[1].Round != 10 {
+		t.Errorf("rounds out of order: %d, %d", none.Rounds[0].Round, none.Rounds[1].Round)
+	}
+	// (16000 + 8000) / (8 + 8) s; redis (14400 + 12800) / (8 + 8) s.
+	if !near(none.RPS, 1500) || !near(redis.RPS, 1700) || !near(redis.RatioToNone, 1700.0/1500) || none.Max != 120 {
+		t.Errorf("none %+v, redis %+v", none, redis)
+	}
+	if !near(redis.P99, 46) { // the median of 44 and 48
+		t.Errorf("redis p99 %v", redis.P99)
+	}
+	// Round 1: 1800/2000; round 2 has no unlimited round to pair with.
+	if len(redis.RoundRatios) != 1 || !near(redis.RoundRatios[0], 0.9) || !near(redis.MedianRoundRatio, 0.9) ||
+		lim.RedisCostMedian == nil || !near(*lim.RedisCostMedian, 0.1) {
+		t.Errorf("round ratios %v, median %v", redis.RoundRatios, redis.MedianRoundRatio)
+	}
+	if lim.RedisCost == nil || !near(*lim.RedisCost, 1-1700.0/1500) || !*lim.MeetsTarget {
+		t.Errorf("cost %v, meets %v", lim.RedisCost, lim.MeetsTarget)
+	}
+	rc := lim.Redis
+	if rc == nil || rc.Requests != 34000 || rc.ByCommand["evalsha"] != 34000 || rc.ByCommand["incrby"] != 34000 ||
+		rc.ByCommand["ping"] != 1 || rc.ByCommand["info"] != 0 || !near(rc.EvalshaPerRequest, 1) || !near(rc.PerRequest, 68001.0/34000) {
+		t.Fatalf("redis commands %+v", rc)
+	}
+	s := rc.Sample
+	if s == nil || s.Requests != 2 || s.Client["evalsha"] != 2 || s.Script["incrby"] != 2 || s.Script["pttl"] != 1 ||
+		!near(s.ClientPerRequest, 1) || !near(s.ScriptPerRequest, 1.5) {
+		t.Fatalf("monitor sample %+v", s)
+	}
+}
+
+func TestRender(t *testing.T) {
+	raw := writeRaw(t)
+	out := t.TempDir()
+	results, md, svg := filepath.Join(out, "results.json"), filepath.Join(out, "report.md"), filepath.Join(out, "throughput.svg")
+	if err := run([]string{"collect", "-raw", raw, "-out", results}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if err := run([]string{"render", "-in", results, "-md", md, "-svg", svg}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	report, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| commit | `abc1234` |", "| load average at end | 4.00 5.00 6.00 |", "![throughput and p99 latency per scenario](throughput.svg)",
+		"| store `Runs.Create` | 900 |", "| 0.90 |", "| 450 | 20.00 |", "| 0.50 |", "700 runs, 7000 steps, 7000 tool calls",
+		"| none (RATE_LIMIT_DISABLED=true) | 1500 |", "1.13 |", "of which EVALSHA 1.000", "1.000 command(s) received from the network",
+		"costs -13.3% — **met** (the median of the per-round ratios puts its cost at 10.0%)", "| 0.90 (0.90) |",
+	} {
+		if !strings.Contains(string(report), want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+	chart, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := xml.NewDecoder(strings.NewReader(string(chart)))
+	for {
+		if _, err := dec.Token(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("the SVG is not well-formed XML: %v\n%s", err, chart)
+		}
+	}
+	for _, want := range []string{"store: Runs.Create", "limiter: redis", "1700 req/s", "46.00 ms", "HTTP list: GET /v1/runs?limit=50"} {
+		if !strings.Contains(string(chart), want) {
+			t.Errorf("chart lacks %q", want)
+		}
+	}
+}
+
+func TestCollectEmpty(t *testing.T) {
+	res, err := Collect(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Store != nil || res.Ingest != nil || res.Limiter != nil {
+		t.Fatalf("%+v", res)
+	}
+	if md := Markdown(res, "c.svg"); !strings.Contains(md, "# agentstore benchmarks") {
+		t.Fatal(md)
+	}
+	if svg := SVG(res); !strings.Contains(svg, "no data") {
+		t.Fatal(svg)
+	}
+}

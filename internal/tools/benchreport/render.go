@@ -1,0 +1,217 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// limiterTitles name the limiter configurations in the report.
+var limiterTitles = map[string]string{
+	"none":   "none (RATE_LIMIT_DISABLED=true)",
+	"memory": "memory (no REDIS_URL)",
+	"redis":  "Redis (REDIS_URL)",
+}
+
+// svgRef is how the report at mdPath links the chart at svgPath.
+func svgRef(mdPath, svgPath string) string {
+	if rel, err := filepath.Rel(filepath.Dir(mdPath), svgPath); err == nil {
+		return filepath.ToSlash(rel)
+	}
+	return svgPath
+}
+
+// Markdown renders the report; chart is the chart's link.
+func Markdown(r *Results, chart string) string {
+	var b strings.Builder
+	m := r.Meta
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+
+	p("# agentstore benchmarks\n\n")
+	p("One `make bench` run (`scripts/bench.sh`), every scenario in the same run so that the ratios compare like with like. ")
+	p("PostgreSQL and Redis are throwaway local servers started by `scripts/services.sh --durable` (fsync on); ")
+	p("all load goes over 127.0.0.1 with `internal/tools/loadgen` (closed loop, keep-alive, fixed concurrency). ")
+	p("The load generator, the server and the databases share the machine's CPUs, and other work may be running: ")
+	p("read absolute figures as this machine's, and the ratios as the result.\n\n")
+
+	p("| run | |\n|---|---|\n")
+	for _, row := range [][2]string{
+		{"date", m["date"]}, {"commit", code(m["commit"])}, {"CPU", m["cpu"]}, {"nproc", m["nproc"]},
+		{"load average at start", m["load_start"]}, {"load average at end", m["load_end"]},
+		{"kernel", m["kernel"]}, {"Go", m["go"]}, {"PostgreSQL", m["postgres"]}, {"Redis", m["redis"]},
+		{"server log level", m["log_level"]}, {"wall time", secs(m["wall_s"])},
+	} {
+		if row[1] != "" {
+			p("| %s | %s |\n", row[0], row[1])
+		}
+	}
+	p("\n![throughput and p99 latency per scenario](%s)\n\n", chart)
+
+	if s := r.Store; s != nil {
+		p("## Store: run creation (Go benchmarks)\n\n")
+		p("`go test -run '^$' -bench CreateRun -benchtime %s ./internal/store/`: 16 concurrent writers, ", orDefault(m["store_benchtime"], "10s"))
+		p("each run written with 10 steps, 10 tool calls and one audit row. The floor is raw pgx: one transaction, ")
+		p("one pipelined batch of four INSERTs.\n\n")
+		p("| benchmark | runs/s | ns/op | B/op | allocs/op | ratio to floor |\n|---|---:|---:|---:|---:|---:|\n")
+		if f := s.Floor; f != nil {
+			p("| pgx floor (baseline) | %s | %s | %s | %s | 1.00 |\n", num(f.RunsPerS), num(f.NsPerOp), num(f.BytesPerOp), num(f.AllocsPerOp))
+		}
+		if st := s.Store; st != nil {
+			ratio := "n/a"
+			if s.StoreToFloor > 0 {
+				ratio = fmt.Sprintf("%.2f", s.StoreToFloor)
+			}
+			p("| store `Runs.Create` | %s | %s | %s | %s | %s |\n", num(st.RunsPerS), num(st.NsPerOp), num(st.BytesPerOp), num(st.AllocsPerOp), ratio)
+		}
+		p("\n")
+	}
+
+	if in := r.Ingest; in != nil {
+		p("## HTTP ingest: `POST /v1/runs`\n\n")
+		p("Each request creates one run with 10 steps and 10 tool calls (client-supplied ids, unique per request), ")
+		p("on PostgreSQL, memory limiter with `RATE_LIMIT_MAX` out of reach. %s.\n\n", loadDesc(in.Load))
+		p("| req/s | p50 ms | p90 ms | p99 ms | max ms | requests | failed | ratio to store runs/s |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		ratio := "n/a"
+		if in.Ratio > 0 {
+			ratio = fmt.Sprintf("%.2f", in.Ratio)
+		}
+		l := in.Latency
+		p("| %s | %s | %s | %s | %s | %d | %d | %s |\n\n", num(in.RPS), ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max), in.Requests, in.Errors+in.Unexpected, ratio)
+		p("Status codes: %s.", statuses(in.Status))
+		if w := strings.Fields(m["ingest_written"]); len(w) == 3 {
+			p(" Written by the run's %d requests (warm-up included): %s runs, %s steps, %s tool calls.", in.TotalRequests, w[0], w[1], w[2])
+		}
+		p("\n\n")
+	}
+
+	if ls := r.List; ls != nil {
+		p("## List: `GET /v1/runs?limit=50`\n\n")
+		p("The first page of one tenant's %s runs (seeded with one `INSERT ... SELECT generate_series`, then `ANALYZE`). %s.\n\n",
+			orDefault(m["list_seeded_runs"], "100000"), loadDesc(ls.Load))
+		p("| req/s | runs/s returned | p50 ms | p90 ms | p99 ms | max ms | requests | failed |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		l := ls.Latency
+		p("| %s | %s | %s | %s | %s | %s | %d | %d |\n\n", num(ls.RPS), num(ls.RPS*50), ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max), ls.Requests, ls.Errors+ls.Unexpected)
+		p("Status codes: %s.\n\n", statuses(ls.Status))
+	}
+
+	if lim := r.Limiter; lim != nil && len(lim.Configs) > 0 {
+		p("## Rate limiter overhead: `%s`\n\n", orDefault(lim.Route, "a cheap authenticated route"))
+		first := lim.Configs[0].Rounds[0]
+		p("A cheap authenticated route (token verified, limiter consulted, one primary-key lookup, 404) on three servers that differ only in their limiter; ")
+		p("every limit is out of reach, so every request is counted and none is refused. ")
+		p("%d clients; %d round(s) of %s measured after %s warm-up per configuration, the configurations interleaved within each round ",
+			first.Concurrency, len(lim.Configs[0].Rounds), secs(fmt.Sprint(first.DurationS)), secs(fmt.Sprint(first.WarmupS)))
+		p("so that background load hits them alike. req/s adds up the rounds; p50 and p99 are the medians of the rounds.\n\n")
+		p("| limiter | req/s | p50 ms | p99 ms | max ms | ratio to no limiter | req/s per round | ratio per round (median) | failed |\n|---|---:|---:|---:|---:|---:|---|---|---:|\n")
+		for _, c := range lim.Configs {
+			ratio := "n/a"
+			if c.RatioToNone > 0 {
+				ratio = fmt.Sprintf("%.2f", c.RatioToNone)
+			}
+			per := make([]string, len(c.Rounds))
+			for i, rd := range c.Rounds {
+				per[i] = num(rd.RPS)
+			}
+			rr := make([]string, len(c.RoundRatios))
+			for i, v := range c.RoundRatios {
+				rr[i] = fmt.Sprintf("%.2f", v)
+			}
+			perRatio := "n/a"
+			if len(rr) > 0 {
+				perRatio = fmt.Sprintf("%s (%.2f)", strings.Join(rr, ", "), c.MedianRoundRatio)
+			}
+			p("| %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", orDefault(limiterTitles[c.Name], c.Name), num(c.RPS), ms(c.P50), ms(c.P99), ms(c.Max),
+				ratio, strings.Join(per, ", "), perRatio, c.Errors)
+		}
+		p("\n")
+		if rc := lim.Redis; rc != nil {
+			if rc.Requests > 0 {
+				p("**Redis commands per request** (`INFO commandstats` deltas around the Redis rounds, divided by the %d requests those rounds sent, warm-up included; ", rc.Requests)
+				p("`INFO` itself excluded): %.3f in all, of which EVALSHA %.3f. By command: %s. ", rc.PerRequest, rc.EvalshaPerRequest, counts(rc.ByCommand))
+				p("commandstats also counts the commands a Lua script runs inside Redis, which cost no round trip.\n\n")
+			}
+			if s := rc.Sample; s != nil {
+				p("**Redis round trips per request** (`MONITOR` during %d more requests to the Redis server): ", s.Requests)
+				p("%.3f command(s) received from the network per request (%s), an upper bound on round trips; ", s.ClientPerRequest, counts(s.Client))
+				p("%.3f run inside the limiter's Lua script (%s).\n\n", s.ScriptPerRequest, counts(s.Script))
+			}
+		}
+		if lim.RedisCost != nil {
+			verdict := "**met**"
+			if !*lim.MeetsTarget {
+				verdict = "**not met**"
+			}
+			p("**Target** (the Redis limiter costs at most %.0f%% of throughput): over all rounds the Redis limiter costs %.1f%% — %s",
+				lim.TargetMaxCost*100, *lim.RedisCost*100, verdict)
+			if lim.RedisCostMedian != nil {
+				p(" (the median of the per-round ratios puts its cost at %.1f%%)", *lim.RedisCostMedian*100)
+			}
+			p(".\n\n")
+		}
+	}
+	return b.String()
+}
+
+// loadDesc describes a load run's shape.
+func loadDesc(l Load) string {
+	return fmt.Sprintf("%d clients, %s measured after %s warm-up, %d connection(s) opened",
+		l.Concurrency, secs(fmt.Sprint(l.DurationS)), secs(fmt.Sprint(l.WarmupS)), l.Connections)
+}
+
+func num(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	default:
+		return fmt.Sprintf("%.1f", v)
+	}
+}
+
+func ms(v float64) string { return fmt.Sprintf("%.2f", v) }
+
+func secs(s string) string {
+	if s == "" {
+		return ""
+	}
+	var v float64
+	if _, err := fmt.Sscan(s, &v); err != nil {
+		return s
+	}
+	return fmt.Sprintf("%.1fs", v)
+}
+
+func code(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "`" + s + "`"
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func statuses(m map[string]int64) string { return counts(m) }
+
+// counts renders a count map as "k=v, ..." sorted by key.
+func counts(m map[string]int64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}

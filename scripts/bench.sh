@@ -1,0 +1,293 @@
+#!/usr/bin/env bash
+# bench.sh — `make bench`: every benchmark of agentstore in one run, so that
+# the ratios between them compare like with like on a noisy machine.
+#
+#   scripts/services.sh --durable -- scripts/bench.sh
+#
+# Needs the PostgreSQL (fsync on) and Redis that scripts/services.sh starts
+# and exports (AGENTSTORE_TEST_PG_URL, AGENTSTORE_TEST_REDIS_URL,
+# AGENTSTORE_TEST_PG_BIN). It builds bin/agentstore, creates a fresh
+# database, applies the migrations, then measures:
+#
+#   a. store: go test -bench CreateRun (Runs.Create and its raw pgx floor)
+#   b. HTTP ingest: POST /v1/runs (10 steps + 10 tool calls), 16 clients
+#   c. list: GET /v1/runs?limit=50 over one tenant's 100k seeded runs, 16 clients
+#   d. limiter overhead: GET /v1/runs/<unknown id> (404), 32 clients, on three
+#      servers — no limiter (RATE_LIMIT_DISABLED=true), memory limiter, Redis
+#      limiter — in interleaved rounds, with the Redis commands per request
+#      from INFO commandstats, and the round trips per request from a short
+#      sample under MONITOR
+#
+# and writes to $BENCH_OUT (default bench/): raw/ (every raw output),
+# results.json, report.md and throughput.svg (internal/tools/benchreport).
+# HTTP load comes from internal/tools/loadgen and only ever targets
+# 127.0.0.1. Every process the script starts is stopped on every exit.
+#
+# Knobs (environment): BENCH_OUT, BENCH_STORE_BENCHTIME (10s),
+# BENCH_DURATION (20s), BENCH_WARMUP (3s), BENCH_CLIENTS (16),
+# BENCH_LIST_RUNS (100000), BENCH_LIMITER_CLIENTS (32),
+# BENCH_LIMITER_ROUNDS (5), BENCH_LIMITER_DURATION (6s),
+# BENCH_LIMITER_WARMUP (2s), BENCH_MONITOR_REQUESTS (500), BENCH_LOG_LEVEL
+# (info: the server logs one line per request, as in production).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+: "${AGENTSTORE_TEST_PG_URL:?run through scripts/services.sh --durable -- scripts/bench.sh (make bench)}"
+: "${AGENTSTORE_TEST_REDIS_URL:?run through scripts/services.sh --durable -- scripts/bench.sh (make bench)}"
+PG_BIN=${AGENTSTORE_TEST_PG_BIN:-/usr/lib/postgresql/15/bin}
+GO=${GO:-go}
+OUT=${BENCH_OUT:-bench}
+STORE_BENCHTIME=${BENCH_STORE_BENCHTIME:-10s}
+DURATION=${BENCH_DURATION:-20s}
+WARMUP=${BENCH_WARMUP:-3s}
+CLIENTS=${BENCH_CLIENTS:-16}
+LIST_RUNS=${BENCH_LIST_RUNS:-100000}
+LIMITER_CLIENTS=${BENCH_LIMITER_CLIENTS:-32}
+LIMITER_ROUNDS=${BENCH_LIMITER_ROUNDS:-5}
+LIMITER_DURATION=${BENCH_LIMITER_DURATION:-6s}
+LIMITER_WARMUP=${BENCH_LIMITER_WARMUP:-2s}
+MONITOR_REQUESTS=${BENCH_MONITOR_REQUESTS:-500}
+LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+# Only this machine: both services must listen on 127.0.0.1.
+case "$AGENTSTORE_TEST_PG_URL" in postgres://*@127.0.0.1:*) ;; *) die "AGENTSTORE_TEST_PG_URL must point at 127.0.0.1" ;; esac
+case "$AGENTSTORE_TEST_REDIS_URL" in redis://127.0.0.1:*) ;; *) die "AGENTSTORE_TEST_REDIS_URL must point at 127.0.0.1" ;; esac
+case "$OUT" in "" | / | . | ..) die "BENCH_OUT=$OUT is not a usable output directory" ;; esac
+
+start_s=$(date +%s)
+tmp=$(mktemp -d /tmp/agentstore-bench.XXXXXX)
+db="agentstore_bench_$$"
+children=() # process ids (each its own process group, through setsid) still running
+
+# forget PID drops PID from children once it has exited.
+forget() {
+  local keep=() p
+  for p in "${children[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  children=("${keep[@]}")
+}
+
+# stop PID stops one child: SIGTERM to its process group, then waits.
+stop() {
+  kill -TERM -- "-$1" 2>/dev/null || kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  forget "$1"
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  local p
+  for p in "${children[@]}"; do stop "$p"; done
+  "$PG_BIN/psql" -q -X "$AGENTSTORE_TEST_PG_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+  [ "$rc" = 0 ] || log "failed (exit $rc)"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# run OUTFILE CMD... runs CMD in its own process group with stdout to
+# OUTFILE, waiting for it in a way a signal interrupts (the trap then stops it).
+run() {
+  local out=$1 pid rc=0
+  shift
+  setsid "$@" >"$out" &
+  pid=$!
+  children+=("$pid")
+  wait "$pid" || rc=$?
+  forget "$pid"
+  return "$rc"
+}
+
+psql_db() { "$PG_BIN/psql" -q -X -v ON_ERROR_STOP=1 "$DB_URL" "$@"; }
+redis() { redis-cli -u "$AGENTSTORE_TEST_REDIS_URL" "$@"; }
+uuid() { cat /proc/sys/kernel/random/uuid; }
+
+# ---------------------------------------------------------------- build
+log "building bin/agentstore, loadgen, benchreport and the store test binary"
+mkdir -p bin
+$GO build -o bin/agentstore ./cmd/server
+$GO build -o "$tmp/loadgen" ./internal/tools/loadgen
+$GO build -o "$tmp/benchreport" ./internal/tools/benchreport
+$GO test -c -o "$tmp/store.test" ./internal/store/
+
+rm -rf "$OUT/raw"
+mkdir -p "$OUT/raw/limiter"
+raw=$OUT/raw
+
+# ---------------------------------------------------------------- meta
+git_commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then git_commit="$git_commit (+ uncommitted changes)"; fi
+{
+  echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "commit=$git_commit"
+  echo "nproc=$(nproc)"
+  echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+  echo "kernel=$(uname -sr)"
+  echo "go=$($GO env GOVERSION)"
+  echo "postgres=$("$PG_BIN/psql" -X -tA "$AGENTSTORE_TEST_PG_URL" -c 'SHOW server_version') (fsync $("$PG_BIN/psql" -X -tA "$AGENTSTORE_TEST_PG_URL" -c 'SHOW fsync'))"
+  echo "redis=$(redis INFO server | tr -d '\r' | sed -n 's/^redis_version://p')"
+  echo "log_level=$LOG_LEVEL"
+  echo "store_benchtime=$STORE_BENCHTIME"
+  echo "list_seeded_runs=$LIST_RUNS"
+  echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$raw/meta.env"
+
+# ---------------------------------------------------------------- database
+log "creating database $db and applying the migrations"
+"$PG_BIN/psql" -q -X -v ON_ERROR_STOP=1 "$AGENTSTORE_TEST_PG_URL" -c "CREATE DATABASE $db"
+DB_URL=$(printf '%s' "$AGENTSTORE_TEST_PG_URL" | sed -E "s#^(postgres://[^/]+)/[^?]*#\1/$db#")
+
+# The servers' environment: nothing inherited that could change what is
+# measured, a fresh JWT secret, rate limits out of reach.
+unset REDIS_URL RATE_LIMIT_DISABLED RATE_LIMIT_TENANT_OVERRIDES RATE_LIMIT_FAIL_MODE TRUSTED_PROXIES \
+  SUPABASE_JWKS_URL JWT_ISSUER JWT_AUDIENCE JWT_TENANT_CLAIM APP_ENV WS_ALLOWED_ORIGINS
+export DATABASE_URL=$DB_URL DB_SCHEMA=agentstore LOG_LEVEL=$LOG_LEVEL ADDR=127.0.0.1:0 DATA_DIR=$tmp/data
+export SUPABASE_JWT_SECRET
+SUPABASE_JWT_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+export RATE_LIMIT_MAX=1000000000 RATE_LIMIT_WINDOW_MS=60000
+bin/agentstore migrate apply >"$raw/migrate.txt"
+
+ingest_tenant=$(uuid)
+list_tenant=$(uuid)
+ingest_token=$(bin/agentstore token --tenant "$ingest_tenant" --ttl 2h)
+list_token=$(bin/agentstore token --tenant "$list_tenant" --ttl 2h)
+
+# start_server NAME [VAR=VALUE...] starts `agentstore serve` with the extra
+# environment and sets SERVER_URL and SERVER_PID once it listens.
+start_server() {
+  local name=$1 pid line
+  shift
+  env "$@" setsid bin/agentstore serve >"$tmp/$name.out" 2>"$tmp/$name.log" &
+  pid=$!
+  children+=("$pid")
+  for _ in $(seq 1 300); do
+    line=$(grep -o 'listening on http://127\.0\.0\.1:[0-9]*' "$tmp/$name.out" 2>/dev/null || true)
+    if [ -n "$line" ]; then
+      SERVER_URL=${line#listening on }
+      SERVER_PID=$pid
+      log "server $name on $SERVER_URL"
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 20 "$tmp/$name.log" >&2
+      die "server $name exited before listening"
+    fi
+    sleep 0.1
+  done
+  die "server $name did not listen within 30s"
+}
+
+# load NAME OUTFILE LOADGEN-ARGS... runs loadgen -json into OUTFILE.
+load() {
+  local name=$1 out=$2
+  shift 2
+  run "$out" "$tmp/loadgen" -json -label "$name" -max-failures 0.01 "$@" ||
+    { cat "$out" >&2; die "load $name failed"; }
+  printf 'bench: %-22s %8.1f req/s  p50 %7.2fms  p99 %7.2fms  (%s requests)\n' "$name" \
+    "$(json_num rps "$out")" "$(json_num p50 "$out")" "$(json_num p99 "$out")" "$(json_num requests "$out")" >&2
+}
+
+# json_num KEY FILE prints the first number under KEY in a loadgen result.
+json_num() { grep -m1 -o "\"$1\": [0-9.e+-]*" "$2" | sed 's/.*: //'; }
+
+# ---------------------------------------------------------------- a. store
+log "a. store benchmarks (CreateRun, -benchtime $STORE_BENCHTIME each)"
+run "$raw/store-bench.txt" env -C internal/store "$tmp/store.test" \
+  -test.run '^$' -test.bench CreateRun -test.benchtime "$STORE_BENCHTIME"
+grep -E '^Benchmark' "$raw/store-bench.txt" >&2 || die "no benchmark result in $raw/store-bench.txt"
+
+# ---------------------------------------------------------------- b. ingest
+# The same payload as the store benchmarks: 10 steps and 10 tool calls,
+# every id client-supplied (and unique per request through the template).
+{
+  printf '{"id":"{{uuid}}","agentName":"bench-agent","status":"running","input":{"prompt":"hello"},'
+  printf '"metadata":{"source":"bench"},"model":"gpt-4o-mini","startedAt":"{{now}}","steps":['
+  for i in $(seq 1 10); do
+    [ "$i" = 1 ] || printf ','
+    printf '{"id":"{{uuid:s%d}}","seq":%d,"type":"llm","name":"step-%d","status":"succeeded","input":{"prompt":"hello"},' "$i" "$i" "$i"
+    printf '"output":{"text":"hi there","tokens":3},"startedAt":"{{now}}","endedAt":"{{now}}"}'
+  done
+  printf '],"toolCalls":['
+  for i in $(seq 1 10); do
+    [ "$i" = 1 ] || printf ','
+    printf '{"id":"{{uuid}}","stepId":"{{uuid:s%d}}","toolName":"search","arguments":{"query":"weather in paris"},' "$i"
+    printf '"result":{"hits":3,"top":"sunny"},"status":"succeeded","durationMs":12,"startedAt":"{{now}}","endedAt":"{{now}}"}'
+  done
+  printf ']}\n'
+} >"$tmp/run.json"
+cp "$tmp/run.json" "$raw/ingest-body.json"
+
+log "b. HTTP ingest: POST /v1/runs, $CLIENTS clients, $DURATION"
+start_server api
+api_url=$SERVER_URL api_pid=$SERVER_PID
+load ingest "$raw/ingest.json" -url "$api_url/v1/runs" -method POST -body-file "$tmp/run.json" -body-template \
+  -token "$ingest_token" -c "$CLIENTS" -d "$DURATION" -warmup "$WARMUP" -expect 201
+written=$(psql_db -tA -F' ' -c "SELECT (SELECT count(*) FROM agentstore.agent_runs WHERE tenant_id = '$ingest_tenant'),
+  (SELECT count(*) FROM agentstore.agent_steps WHERE tenant_id = '$ingest_tenant'),
+  (SELECT count(*) FROM agentstore.tool_calls WHERE tenant_id = '$ingest_tenant')")
+echo "ingest_written=$written" >>"$raw/meta.env"
+log "ingest wrote runs/steps/tool calls: $written (loadgen sent $(json_num total_requests "$raw/ingest.json") requests)"
+
+# ---------------------------------------------------------------- c. list
+log "c. list: seeding $LIST_RUNS runs for one tenant"
+psql_db <<SQL
+INSERT INTO agentstore.agent_runs
+  (id, tenant_id, created_at, agent_name, status, input, metadata, model, started_at, ended_at, updated_at)
+SELECT gen_random_uuid(), '$list_tenant', now() - make_interval(secs => g), 'bench-agent', 'succeeded',
+  '{"prompt":"hello"}', '{"source":"bench"}', 'gpt-4o-mini',
+  now() - make_interval(secs => g), now() - make_interval(secs => g) + interval '1 second', now() - make_interval(secs => g)
+FROM generate_series(1, $LIST_RUNS) AS g;
+ANALYZE agentstore.agent_runs;
+SQL
+log "c. list: GET /v1/runs?limit=50, $CLIENTS clients, $DURATION"
+load list "$raw/list.json" -url "$api_url/v1/runs?limit=50" -token "$list_token" \
+  -c "$CLIENTS" -d "$DURATION" -warmup "$WARMUP" -expect 200
+stop "$api_pid"
+
+# ---------------------------------------------------------------- d. limiter
+route="/v1/runs/$(uuid)" # no such run: 404 after auth, the limiter and one lookup
+echo "limiter_route=GET /v1/runs/{unknown id} (404)" >>"$raw/meta.env"
+log "d. limiter overhead: GET $route, $LIMITER_CLIENTS clients, $LIMITER_ROUNDS round(s) of $LIMITER_DURATION per configuration"
+start_server none RATE_LIMIT_DISABLED=true
+url_none=$SERVER_URL
+start_server memory
+url_memory=$SERVER_URL
+start_server redis REDIS_URL="$AGENTSTORE_TEST_REDIS_URL"
+url_redis=$SERVER_URL
+configs=(none memory redis)
+for r in $(seq 1 "$LIMITER_ROUNDS"); do
+  for k in 0 1 2; do
+    cfg=${configs[$(((r - 1 + k) % 3))]} # rotate the order from round to round
+    url_var=url_$cfg
+    if [ "$cfg" = redis ]; then redis INFO commandstats >"$raw/limiter/redis-r$r.before"; fi
+    load "limiter-$cfg-r$r" "$raw/limiter/$cfg-r$r.json" -url "${!url_var}$route" -token "$ingest_token" \
+      -c "$LIMITER_CLIENTS" -d "$LIMITER_DURATION" -warmup "$LIMITER_WARMUP" -expect 404
+    if [ "$cfg" = redis ]; then redis INFO commandstats >"$raw/limiter/redis-r$r.after"; fi
+  done
+done
+
+# Round trips: INFO commandstats also counts the commands a Lua script runs
+# inside Redis, so a short sample under MONITOR (which marks those "lua")
+# tells the commands the server sent over the network per request.
+log "d. Redis round trips: MONITOR during $MONITOR_REQUESTS requests"
+setsid stdbuf -oL redis-cli -u "$AGENTSTORE_TEST_REDIS_URL" MONITOR >"$raw/limiter/monitor.txt" 2>/dev/null &
+monitor_pid=$!
+children+=("$monitor_pid")
+sleep 0.5
+load monitor-sample "$raw/limiter/monitor-sample.json" -url "$url_redis$route" -token "$ingest_token" \
+  -c 4 -n "$MONITOR_REQUESTS" -d 60s -warmup 0s -expect 404
+sleep 0.5
+stop "$monitor_pid"
+for p in "${children[@]}"; do stop "$p"; done
+
+# ---------------------------------------------------------------- e. report
+echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$raw/meta.env"
+echo "wall_s=$(($(date +%s) - start_s))" >>"$raw/meta.env"
+"$tmp/benchreport" collect -raw "$raw" -out "$OUT/results.json"
+"$tmp/benchreport" render -in "$OUT/results.json" -md "$OUT/report.md" -svg "$OUT/throughput.svg"
+log "wrote $OUT/report.md, $OUT/throughput.svg and $OUT/results.json in $(($(date +%s) - start_s))s"
+cat "$OUT/report.md"
