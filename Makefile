@@ -4,7 +4,7 @@ BIN      := bin/agentstore
 SERVICES := scripts/services.sh
 PKGS     := ./...
 
-.PHONY: run build test fuzz unit lint generate check-generate migrate-diff migrate-lint migrate-lint-all bench fuzz clean
+.PHONY: run build test fuzz unit lint generate check-generate migrate-diff migrate-hash migrate-lint migrate-lint-all bench fuzz clean
 
 ## run: start the service on the embedded default (SQLite, in-process limiter and hub)
 run:
@@ -46,6 +46,10 @@ check-generate:
 migrate-diff:
 	@test -n "$(name)" || { echo "usage: make migrate-diff name=<what_changed>"; exit 2; }
 	$(SERVICES) -- $(GO) run ./internal/tools/migratediff -name $(name)
+
+## migrate-hash: rewrite migrations/atlas.sum after a reviewed hand edit (such as an opt-out comment)
+migrate-hash:
+	$(GO) run ./internal/tools/migratelint -hash
 
 ## migrate-lint: lint the migration files main does not have yet
 migrate-lint:

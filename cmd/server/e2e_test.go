@@ -205,6 +205,10 @@ func TestMigrateThenServePostgres(t *testing.T) {
 			require.NoError(t, err, out)
 			assert.Contains(t, out, "applied 0 migration(s)", "a second apply does nothing")
 
+			out, err = command(t, append(env, "DB_TENANT_RLS=on", "SUPABASE_JWT_SECRET="+e2eSecret), "serve")
+			require.Error(t, err, "RLS on with a role that bypasses it is refused")
+			assert.Contains(t, out, "bypasses row-level security")
+
 			db, err := sql.Open("pgx", strings.TrimPrefix(env[0], "DATABASE_URL="))
 			require.NoError(t, err)
 			defer db.Close()

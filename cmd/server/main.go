@@ -146,7 +146,19 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store
 		db.Close()
 		return nil, fmt.Errorf("schema %s has %d pending migration(s): run `server migrate apply` first", cfg.DBSchema, len(rep.Pending))
 	}
-	return store.New(db, dialect.Postgres, cfg.DBSchema, log), nil
+	if cfg.DBTenantRLS {
+		var bypass bool
+		err := db.QueryRowContext(ctx, `SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user`).Scan(&bypass)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("check the database role: %w", err)
+		}
+		if bypass {
+			db.Close()
+			return nil, errors.New("DB_TENANT_RLS=on, but the database role bypasses row-level security: connect as a NOBYPASSRLS role such as agentstore_app (see README)")
+		}
+	}
+	return store.New(db, dialect.Postgres, cfg.DBSchema, log, store.WithTenantRLS(cfg.DBTenantRLS)), nil
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {

@@ -34,6 +34,9 @@ type Config struct {
 	DatabaseURL string
 	// DBSchema is the PostgreSQL schema of the six tables (DB_SCHEMA).
 	DBSchema string
+	// DBTenantRLS makes every transaction set app.tenant_id for the row
+	// level security policies of the migrations (DB_TENANT_RLS=on).
+	DBTenantRLS bool
 	// LogLevel is debug, info, warn or error (LOG_LEVEL).
 	LogLevel slog.Level
 	// JWT is how bearer tokens are verified.
@@ -165,6 +168,15 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	c.RateLimit.Max = positive("RATE_LIMIT_MAX", DefaultRateLimitMax)
 	c.RateLimit.Window = time.Duration(positive("RATE_LIMIT_WINDOW_MS", DefaultRateLimitWindowMs)) * time.Millisecond
 	c.RateLimit.FailMode = get("RATE_LIMIT_FAIL_MODE", DefaultFailMode)
+	switch v := get("DB_TENANT_RLS", "off"); v {
+	case "on", "off":
+		c.DBTenantRLS = v == "on"
+		if c.DBTenantRLS && c.DatabaseURL == "" {
+			errs = append(errs, errors.New("DB_TENANT_RLS: on needs DATABASE_URL (PostgreSQL); SQLite has no row-level security"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("DB_TENANT_RLS: %q must be on or off", v))
+	}
 	switch v := get("RATE_LIMIT_DISABLED", "false"); v {
 	case "true", "false":
 		c.RateLimit.Disabled = v == "true"
@@ -250,7 +262,7 @@ func (c Config) SQLitePath() string { return filepath.Join(c.DataDir, "agentstor
 func (c Config) Redacted() []any {
 	return []any{
 		"addr", c.Addr, "env", c.Env, "data_dir", c.DataDir,
-		"database_url", redactURL(c.DatabaseURL), "db_schema", c.DBSchema, "log_level", c.LogLevel.String(),
+		"database_url", redactURL(c.DatabaseURL), "db_schema", c.DBSchema, "db_tenant_rls", c.DBTenantRLS, "log_level", c.LogLevel.String(),
 		"jwt_secret", mask(c.JWT.Secret), "jwks_url", c.JWT.JWKSURL, "jwt_audience", c.JWT.Audience,
 		"jwt_issuer", c.JWT.Issuer, "jwt_tenant_claim", c.JWT.TenantClaim,
 		"redis_url", redactURL(c.RedisURL), "rate_limit_max", c.RateLimit.Max, "rate_limit_window_ms", c.RateLimit.Window.Milliseconds(),

@@ -16,6 +16,7 @@ import (
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -25,6 +26,7 @@ import (
 	_ "github.com/agentstore/agentstore/ent/runtime" // registers the schema's policies and hooks
 	"github.com/agentstore/agentstore/internal/derrors"
 	"github.com/agentstore/agentstore/internal/policy"
+	"github.com/agentstore/agentstore/internal/tenant"
 )
 
 // maxTxAttempts bounds how often WithTx runs a transaction that failed on a
@@ -53,9 +55,33 @@ type Store struct {
 // SQLite (dialect.SQLite) database. On PostgreSQL every query names schema
 // pgSchema explicitly, so no session state is needed and a transaction-mode
 // pooler is safe.
-func New(db *sql.DB, dialectName, pgSchema string, log *slog.Logger) *Store {
-	return newStore(entsql.OpenDB(dialectName, db), db, dialectName, pgSchema, log)
+func New(db *sql.DB, dialectName, pgSchema string, log *slog.Logger, opts ...Option) *Store {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var drv dialect.Driver = entsql.OpenDB(dialectName, db)
+	if o.tenantRLS && dialectName == dialect.Postgres {
+		drv = rlsDriver{drv: drv.(*entsql.Driver)}
+	}
+	return newStore(drv, db, dialectName, pgSchema, log)
 }
+
+// Option configures New.
+type Option func(*options)
+
+type options struct{ tenantRLS bool }
+
+// WithTenantRLS(true) is DB_TENANT_RLS=on: on PostgreSQL every statement
+// runs in a transaction whose first statement is
+// set_config('app.tenant_id', <the viewer's tenant>, true), for the
+// row-level security policies of the migrations. A statement outside
+// WithTx gets a transaction of its own. The setting is transaction-local,
+// so nothing carries over to the next user of a pooled connection; a
+// viewer without a tenant (the system) sets "" and so sees no tenant rows,
+// only system_health. The database role must not bypass RLS (not the
+// owner-with-BYPASSRLS postgres role of Supabase: a separate role).
+func WithTenantRLS(on bool) Option { return func(o *options) { o.tenantRLS = on } }
 
 func newStore(drv dialect.Driver, db *sql.DB, dialectName, pgSchema string, log *slog.Logger) *Store {
 	opts := []ent.Option{ent.Driver(drv)}
@@ -146,6 +172,80 @@ func (s *Store) runTx(ctx context.Context, fn func(ctx context.Context, tx *ent.
 		return err
 	}
 	return tx.Commit()
+}
+
+// rlsDriver is the ent driver of WithTenantRLS. It deliberately has no
+// QueryContext/ExecContext passthrough, which would skip set_config.
+type rlsDriver struct{ drv *entsql.Driver }
+
+func (d rlsDriver) Dialect() string { return d.drv.Dialect() }
+func (d rlsDriver) Close() error    { return d.drv.Close() }
+
+func (d rlsDriver) Tx(ctx context.Context) (dialect.Tx, error) { return d.BeginTx(ctx, nil) }
+
+// BeginTx begins a transaction and sets app.tenant_id in it.
+func (d rlsDriver) BeginTx(ctx context.Context, opts *sql.TxOptions) (dialect.Tx, error) {
+	tx, err := d.drv.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	tenantID := ""
+	if v, ok := tenant.FromContext(ctx); ok && v.TenantID != uuid.Nil {
+		tenantID = v.TenantID.String()
+	}
+	if err := tx.Exec(ctx, "SELECT set_config('app.tenant_id', $1, true)", []any{tenantID}, nil); err != nil {
+		_ = tx.Rollback()
+		return nil, err
+	}
+	return tx, nil
+}
+
+// Exec runs a statement outside a transaction in one of its own.
+func (d rlsDriver) Exec(ctx context.Context, query string, args, v any) error {
+	tx, err := d.Tx(ctx)
+	if err != nil {
+		return err
+	}
+	if err := tx.Exec(ctx, query, args, v); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Query runs a query outside a transaction in one of its own, which ends
+// when the rows are closed.
+func (d rlsDriver) Query(ctx context.Context, query string, args, v any) error {
+	tx, err := d.Tx(ctx)
+	if err != nil {
+		return err
+	}
+	if err := tx.Query(ctx, query, args, v); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	rows := v.(*entsql.Rows) // tx.Query accepts nothing else
+	rows.ColumnScanner = &txRows{ColumnScanner: rows.ColumnScanner, tx: tx}
+	return nil
+}
+
+// txRows commits its transaction when closed.
+type txRows struct {
+	entsql.ColumnScanner
+	tx   dialect.Tx
+	done bool
+}
+
+func (r *txRows) Close() error {
+	err := r.ColumnScanner.Close()
+	if r.done {
+		return err
+	}
+	r.done = true
+	if err != nil {
+		return errors.Join(err, r.tx.Rollback())
+	}
+	return r.tx.Commit()
 }
 
 // retryable reports whether a transaction that failed with err may succeed

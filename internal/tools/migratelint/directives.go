@@ -14,6 +14,9 @@ import (
 //
 //	-- lint:ignore CODE[,CODE...] reason: TEXT
 //	-- atlas:nolint CODE[ CODE...] reason: TEXT
+//
+// A CODE is an Atlas code (DS103), an analyzer name (destructive, squawk)
+// or a squawk rule (require-lock-timeout).
 type directive struct {
 	Line   int      // 1-based line of the comment
 	Form   string   // "lint:ignore" or "atlas:nolint"
@@ -122,7 +125,14 @@ func parseDirective(form, args string, analyzers []string) (*directive, []string
 		case slices.Contains(analyzers, strings.ToLower(r)):
 			d.Rules = append(d.Rules, strings.ToLower(r))
 		default:
-			problems = append(problems, fmt.Sprintf("%q is neither a code (e.g. DS103) nor an analyzer (%s)", r, strings.Join(analyzers, ", ")))
+			var names []string // analyzers, without squawk's rules
+			for _, a := range analyzers {
+				if !strings.Contains(a, "-") {
+					names = append(names, a)
+				}
+			}
+			problems = append(problems, fmt.Sprintf("%q is neither a code (e.g. DS103), an analyzer (%s) nor a squawk rule (e.g. require-lock-timeout)",
+				r, strings.Join(names, ", ")))
 		}
 	}
 	if len(d.Rules) == 0 {

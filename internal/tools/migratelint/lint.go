@@ -135,10 +135,10 @@ func lint(ctx context.Context, opts options) (*result, error) {
 	}
 	if err := migrate.Validate(dir); err != nil {
 		f := finding{File: filepath.Join(opts.Dir, migrate.HashFileName), Code: "SUM001",
-			Text: fmt.Sprintf("migration directory does not match %s (%v); run `atlas migrate hash`", migrate.HashFileName, err)}
+			Text: fmt.Sprintf("migration directory does not match %s (%v); run `make migrate-hash`", migrate.HashFileName, err)}
 		if ce := (*migrate.ChecksumError)(nil); errors.As(err, &ce) && ce.File != "" {
 			f.Line = ce.Line
-			f.Text = fmt.Sprintf("%s does not match the migration directory: %s was %s; run `atlas migrate hash`",
+			f.Text = fmt.Sprintf("%s does not match the migration directory: %s was %s; run `make migrate-hash`",
 				migrate.HashFileName, ce.File, ce.Reason)
 		}
 		res.Findings = append(res.Findings, f)
@@ -440,6 +440,7 @@ func analyzeFile(ctx context.Context, dev *sqlclient.Client, azs []sqlcheck.Name
 	for i, az := range azs {
 		names[i] = az.Name()
 	}
+	names = append(append(names, squawkAnalyzer), squawkRules...)
 	dirs, errs := parseDirectives(sf.Bytes(), stmts, names)
 	for _, e := range errs {
 		res.Findings = append(res.Findings, finding{File: path, Line: e.Line, Code: "OPT001", Text: e.Text})
@@ -467,6 +468,18 @@ func analyzeFile(ctx context.Context, dev *sqlclient.Client, azs []sqlcheck.Name
 				res.Findings = append(res.Findings, f)
 			}
 		}
+	}
+	diags, err := squawkFile(ctx, sf)
+	if err != nil {
+		return err
+	}
+	for _, d := range diags {
+		f := finding{File: path, Line: lineOf(sf.Bytes(), d.Pos), Code: d.Code, Analyzer: squawkAnalyzer, Text: d.Text}
+		if dir := dirs.match(d.Pos, d.Code, squawkAnalyzer); dir != nil {
+			res.Ignored = append(res.Ignored, suppression{finding: f, Reason: dir.Reason})
+			continue
+		}
+		res.Findings = append(res.Findings, f)
 	}
 	for _, d := range dirs {
 		if !d.used {

@@ -1,10 +1,16 @@
 // Command migratelint lints Atlas versioned migration files for unsafe
-// schema changes, using the analyzers of ariga.io/atlas/sql/sqlcheck. It is
-// the engine behind `make migrate-lint`.
+// schema changes, using the analyzers of ariga.io/atlas/sql/sqlcheck and
+// squawk (npm squawk-cli, pinned). It is the engine behind `make
+// migrate-lint`.
 //
 // Usage:
 //
 //	go run ./internal/tools/migratelint [-dir migrations] [-base REF] [-schema NAME] [FILE...]
+//	go run ./internal/tools/migratelint [-dir migrations] -hash
+//
+// -hash only rewrites DIR/atlas.sum from the files, as `atlas migrate hash`
+// does (needed after editing or hand-writing a migration), and needs no
+// database.
 //
 // # Which files are linted
 //
@@ -36,6 +42,28 @@
 //	incompatible  BC101 rename table, BC102 rename column
 //	condrop       CD101 drop foreign-key constraint
 //
+// Then squawk lints each linted file for what the schema diff cannot show:
+// locks taken on tables that are already in use (see squawk.go for the
+// rules and why only existing tables count):
+//
+//	require-concurrent-index-creation   CREATE INDEX without CONCURRENTLY
+//	require-concurrent-index-deletion   DROP INDEX without CONCURRENTLY
+//	constraint-missing-not-valid        FK/CHECK without NOT VALID (or validated in the same file)
+//	adding-foreign-key-constraint       FK without NOT VALID
+//	disallowed-unique-constraint        UNIQUE constraint not USING INDEX
+//	adding-serial-primary-key-field     PRIMARY KEY not USING INDEX
+//	changing-column-type                column type change (table rewrite)
+//	adding-field-with-default           volatile default (table rewrite)
+//	require-lock-timeout                no `SET LOCAL lock_timeout = '...'` before the first lock on an existing table
+//	ban-truncate-cascade                TRUNCATE ... CASCADE
+//	ban-concurrent-index-creation-in-transaction, transaction-nesting
+//	                                    CONCURRENTLY or BEGIN/COMMIT: each file runs in one transaction
+//
+// Since internal/dbmigrate runs each file in a transaction, an index on an
+// existing table cannot be built CONCURRENTLY by a migration: either build
+// it beforehand by hand (CONCURRENTLY, then the migration's CREATE INDEX IF
+// NOT EXISTS is a no-op) or opt out with the table's size as the reason.
+//
 // The Atlas CLI recognizes renames with a SQL parser that is not part of the
 // library; migratelint recognizes the plain PostgreSQL forms of ALTER TABLE
 // ... RENAME [COLUMN|CONSTRAINT] ... TO and ALTER INDEX ... RENAME TO, so a
@@ -47,10 +75,11 @@
 // # Opt-outs
 //
 // A finding is suppressed by a reviewed comment naming its code (or the
-// analyzer, e.g. "destructive") and giving a reason:
+// analyzer, e.g. "destructive" or "squawk") and giving a reason:
 //
 //	-- lint:ignore DS103 reason: column unused since v1.4, see #123
 //	-- atlas:nolint DS103 reason: column unused since v1.4, see #123
+//	-- lint:ignore require-concurrent-index-creation reason: table holds 40 rows
 //
 // Both forms are equivalent; the second is Atlas's native directive, so the
 // Atlas CLI honors it too. Several codes may be listed, separated by spaces
@@ -60,7 +89,8 @@
 // directive without codes, with an unknown code or without a non-empty
 // "reason:" is an error (code OPT001), as is one followed by no statement.
 // Every opt-out used is reported; unused ones are reported as warnings.
-// Editing a migration file changes its checksum: run `atlas migrate hash`.
+// Editing a migration file changes its checksum: run `make migrate-hash`
+// (or `atlas migrate hash`).
 //
 // # Output
 //
@@ -71,7 +101,8 @@
 // per opt-out used, "ignored CODE in FILE:LINE: reason", then a summary.
 // The exit status is 0 when there is no finding left, 1 when there are
 // findings (or opt-out errors, or a file fails to execute), and 2 on usage
-// or environment errors (e.g. AGENTSTORE_TEST_PG_URL unset).
+// or environment errors (e.g. AGENTSTORE_TEST_PG_URL unset, or squawk that
+// cannot be installed: it needs npm).
 package main
 
 import (
@@ -82,7 +113,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
+
+	"ariga.io/atlas/sql/migrate"
 )
 
 // envAdminURL names the variable holding the superuser URL of the
@@ -113,8 +147,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset.StringVar(&opts.Dir, "dir", "migrations", "migration directory (Atlas format: *.sql and atlas.sum)")
 	fset.StringVar(&opts.Base, "base", "", `git ref the migrations are compared to (default "origin/main" if it exists, else "main")`)
 	fset.StringVar(&opts.Schema, "schema", defaultSchema(), "schema the migrations are applied to in the scratch database (default $DB_SCHEMA or agentstore)")
+	hash := fset.Bool("hash", false, "only rewrite DIR/atlas.sum from the migration files (like `atlas migrate hash`) and exit")
 	fset.Usage = func() {
-		fmt.Fprintf(stderr, "usage: migratelint [-dir DIR] [-base REF] [-schema NAME] [FILE...]\n\n"+
+		fmt.Fprintf(stderr, "usage: migratelint [-dir DIR] [-base REF] [-schema NAME] [FILE...]\n       migratelint [-dir DIR] -hash\n\n"+
 			"Lints the migration files new compared to REF (or the given FILEs) with Atlas's analyzers,\n"+
 			"replaying the migrations in a scratch database of $%s.\n\n", envAdminURL)
 		fset.PrintDefaults()
@@ -126,6 +161,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	opts.Files = fset.Args()
+	if *hash {
+		if err := writeSum(opts.Dir); err != nil {
+			fmt.Fprintf(stderr, "migratelint: %v\n", err)
+			return exitError
+		}
+		fmt.Fprintf(stdout, "migratelint: wrote %s\n", filepath.Join(opts.Dir, migrate.HashFileName))
+		return exitOK
+	}
 	opts.AdminURL = os.Getenv(envAdminURL)
 	if opts.AdminURL == "" {
 		fmt.Fprintf(stderr, "migratelint: %s is not set: it must hold the superuser URL of a PostgreSQL cluster "+
@@ -150,4 +193,18 @@ func defaultSchema() string {
 		return s
 	}
 	return "agentstore"
+}
+
+// writeSum rewrites the atlas.sum of the migration directory dir from its
+// files, as `atlas migrate hash` does (`make migrate-hash`).
+func writeSum(dir string) error {
+	ld, err := migrate.NewLocalDir(dir)
+	if err != nil {
+		return fmt.Errorf("open migration directory: %w", err)
+	}
+	sum, err := ld.Checksum()
+	if err != nil {
+		return fmt.Errorf("hash migration directory: %w", err)
+	}
+	return migrate.WriteSumFile(ld, sum)
 }

@@ -26,7 +26,7 @@ const (
 )
 
 // reFinding matches a finding line of the report.
-var reFinding = regexp.MustCompile(`(?m)^(\S+(?:\.sql|atlas\.sum))(?::(\d+))? ([A-Z]{2,}\d{3}) (.*)$`)
+var reFinding = regexp.MustCompile(`(?m)^(\S+(?:\.sql|atlas\.sum))(?::(\d+))? ([A-Z]{2,}\d{3}|[a-z]+(?:-[a-z]+)+) (.*)$`)
 
 // output is the outcome of one run.
 type output struct {
@@ -83,27 +83,44 @@ func TestLintCases(t *testing.T) {
 		codes []string // expected finding codes, in report order
 		line  int      // expected line of the first finding, if non-zero
 	}{
-		// Unsafe changes, one per rule.
-		{file: "drop_table.sql", codes: []string{"DS102"}, line: 2},
-		{file: "drop_column.sql", codes: []string{"DS103"}, line: 2},
-		{file: "add_not_null_column.sql", codes: []string{"MF103"}, line: 2},
-		{file: "add_unique_index.sql", codes: []string{"MF101"}, line: 2},
-		{file: "set_not_null.sql", codes: []string{"MF104"}, line: 2},
-		{file: "rename_column.sql", codes: []string{"BC102"}, line: 2},
-		{file: "rename_table.sql", codes: []string{"BC101"}, line: 2},
-		{file: "drop_foreign_key.sql", codes: []string{"CD101"}, line: 2},
+		// Unsafe changes, one per Atlas rule. Each file sets lock_timeout,
+		// so that squawk's require-lock-timeout stays out of the way.
+		{file: "drop_table.sql", codes: []string{"DS102"}, line: 3},
+		{file: "drop_column.sql", codes: []string{"DS103"}, line: 3},
+		{file: "add_not_null_column.sql", codes: []string{"MF103"}, line: 3},
+		{file: "add_unique_index.sql", codes: []string{"MF101", "require-concurrent-index-creation"}, line: 3},
+		{file: "set_not_null.sql", codes: []string{"MF104"}, line: 3},
+		{file: "rename_column.sql", codes: []string{"BC102"}, line: 3},
+		{file: "rename_table.sql", codes: []string{"BC101"}, line: 3},
+		{file: "drop_foreign_key.sql", codes: []string{"CD101"}, line: 3},
+		// Unsafe changes, one per squawk rule.
+		{file: "squawk_create_index.sql", codes: []string{"require-concurrent-index-creation"}, line: 3},
+		{file: "squawk_drop_index.sql", codes: []string{"require-concurrent-index-deletion"}, line: 3},
+		{file: "squawk_foreign_key.sql", codes: []string{"constraint-missing-not-valid", "adding-foreign-key-constraint"}, line: 3},
+		{file: "squawk_check.sql", codes: []string{"constraint-missing-not-valid"}, line: 3},
+		{file: "squawk_unique_constraint.sql", codes: []string{"MF101", "constraint-missing-not-valid", "disallowed-unique-constraint"}, line: 3},
+		{file: "squawk_primary_key.sql", codes: []string{"constraint-missing-not-valid", "adding-serial-primary-key-field"}, line: 3},
+		{file: "squawk_column_type.sql", codes: []string{"changing-column-type"}, line: 3},
+		{file: "squawk_volatile_default.sql", codes: []string{"adding-field-with-default"}, line: 3},
+		{file: "squawk_lock_timeout.sql", codes: []string{"require-lock-timeout"}, line: 6},
+		{file: "squawk_new_table_fk.sql", codes: []string{"require-lock-timeout"}, line: 3},
+		{file: "squawk_truncate_cascade.sql", codes: []string{"ban-truncate-cascade"}, line: 3},
+		{file: "squawk_concurrently.sql", codes: []string{"ban-concurrent-index-creation-in-transaction"}, line: 3},
+		{file: "squawk_transaction.sql", codes: []string{"transaction-nesting", "transaction-nesting"}, line: 3},
 		// Safe changes.
 		{file: "add_nullable_column.sql"},
 		{file: "add_not_null_column_default.sql"},
 		{file: "add_table.sql"},
 		{file: "rename_constraint_and_index.sql"},
+		{file: "squawk_not_valid.sql"},
+		{file: "squawk_new_table.sql"},
 		// An opt-out on another statement does not apply.
-		{file: "optout_other_statement.sql", codes: []string{"DS103"}, line: 5},
+		{file: "optout_other_statement.sql", codes: []string{"DS103"}, line: 6},
 		// Invalid opt-outs are errors and suppress nothing.
-		{file: "optout_no_reason.sql", codes: []string{"OPT001", "DS102"}, line: 1},
-		{file: "optout_atlas_bare.sql", codes: []string{"OPT001", "DS102"}, line: 1},
-		{file: "optout_empty_reason.sql", codes: []string{"OPT001", "DS102"}, line: 1},
-		{file: "optout_unknown_code.sql", codes: []string{"OPT001", "DS102"}, line: 1},
+		{file: "optout_no_reason.sql", codes: []string{"OPT001", "DS102"}, line: 2},
+		{file: "optout_atlas_bare.sql", codes: []string{"OPT001", "DS102"}, line: 2},
+		{file: "optout_empty_reason.sql", codes: []string{"OPT001", "DS102"}, line: 2},
+		{file: "optout_unknown_code.sql", codes: []string{"OPT001", "DS102"}, line: 2},
 	}
 	for _, tt := range tests {
 		t.Run(strings.TrimSuffix(tt.file, ".sql"), func(t *testing.T) {
@@ -145,14 +162,18 @@ func TestOptOut(t *testing.T) {
 		ignored []string // expected "ignored ..." lines, without the file path
 	}{
 		{file: "optout_lint_ignore.sql", ignored: []string{
-			`ignored DS102 in %s:2: table "c" was never written to in production`,
+			`ignored DS102 in %s:3: table "c" was never written to in production`,
 		}},
 		{file: "optout_atlas_nolint.sql", ignored: []string{
-			`ignored DS103 in %s:3: "b" is unread since the previous release`,
+			`ignored DS103 in %s:4: "b" is unread since the previous release`,
 		}},
 		{file: "optout_file_header.sql", ignored: []string{
-			`ignored CD101 in %s:4: "c" is replaced, see the design doc`,
-			`ignored DS102 in %s:6: "c" is replaced, see the design doc`,
+			`ignored CD101 in %s:5: "c" is replaced, see the design doc`,
+			`ignored DS102 in %s:7: "c" is replaced, see the design doc`,
+		}},
+		{file: "optout_squawk.sql", ignored: []string{
+			`ignored require-concurrent-index-creation in %s:3: "t" holds a few rows`,
+			`ignored constraint-missing-not-valid in %s:5: "c" is empty in every environment`,
 		}},
 	}
 	for _, tt := range tests {
@@ -319,7 +340,7 @@ func TestUsageErrors(t *testing.T) {
 
 // TestParseDirectives checks directive parsing and scoping without a database.
 func TestParseDirectives(t *testing.T) {
-	analyzers := []string{"destructive", "data_depend", "incompatible", "condrop"}
+	analyzers := []string{"destructive", "data_depend", "incompatible", "condrop", "squawk", "require-lock-timeout"}
 	tests := []struct {
 		name   string
 		src    string
@@ -341,6 +362,8 @@ func TestParseDirectives(t *testing.T) {
 			rules: [][]string{{"DS102"}}, reason: "whole file", file: true},
 		{name: "inside a statement", src: "ALTER TABLE t\n-- lint:ignore DS103 reason: inside\nDROP COLUMN b;\nSELECT 1;\n",
 			rules: [][]string{{"DS103"}}, reason: "inside"},
+		{name: "squawk rule", src: "-- lint:ignore require-lock-timeout, DS103 reason: empty table\nALTER TABLE t DROP COLUMN b;\n",
+			rules: [][]string{{"require-lock-timeout", "DS103"}}, reason: "empty table"},
 		{name: "no reason", src: "-- lint:ignore DS102\nDROP TABLE t;\n", errs: []string{"gives no reason"}},
 		{name: "empty reason", src: "-- lint:ignore DS102 reason:   \nDROP TABLE t;\n", errs: []string{"gives no reason"}},
 		{name: "bare atlas nolint", src: "-- atlas:nolint\nDROP TABLE t;\n", errs: []string{"names no code", "gives no reason"}},
@@ -372,4 +395,20 @@ func TestParseDirectives(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHash checks that -hash rewrites atlas.sum without a database.
+func TestHash(t *testing.T) {
+	t.Setenv(envAdminURL, "")
+	dir := migrationDir(t, map[string]string{baseName: "base.sql"})
+	b, err := os.ReadFile(filepath.Join("testdata", "drop_table.sql"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, caseName), b, 0o644))
+	ld, err := migrate.NewLocalDir(dir)
+	require.NoError(t, err)
+	require.Error(t, migrate.Validate(ld), "atlas.sum is stale")
+	out := runLinter(t, "-dir", dir, "-hash")
+	require.Equal(t, exitOK, out.code, out.stderr)
+	assert.Contains(t, out.stdout, "wrote "+filepath.Join(dir, "atlas.sum"))
+	require.NoError(t, migrate.Validate(ld))
 }
