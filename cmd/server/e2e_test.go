@@ -148,7 +148,7 @@ func command(t *testing.T, env []string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), "DATA_DIR="+t.TempDir()), env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
