@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentstore/agentstore/internal/ratelimit"
-	"github.com/agentstore/agentstore/internal/store"
 )
 
 // limitedAPI is an API whose limiter allows max requests per window, with
@@ -131,5 +130,3 @@ func TestRateLimitClientIP(t *testing.T) {
 		assert.Equal(t, "203.0.113.3", *logs.Data[0].IP, "audit rows record the client address")
 	})
 }
-
-var _ = store.MaxPageSize

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -143,5 +142,3 @@ func example(s *openapi3.Schema, run Run) any {
 	}
 	return nil
 }
-
-var _ = uuid.Nil
