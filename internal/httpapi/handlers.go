@@ -183,24 +183,9 @@ func (h *handlers) appendSteps(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := readBody(c)
+	reqs, batch, err := decodeOneOrBatch[StepRequest](c, "steps")
 	if err != nil {
 		return err
-	}
-	batch := isBatch(body, "steps")
-	var reqs []StepRequest
-	if batch {
-		var req StepsRequest
-		if err := decodeStrict(body, &req); err != nil {
-			return err
-		}
-		reqs = req.Steps
-	} else {
-		var one StepRequest
-		if err := decodeStrict(body, &one); err != nil {
-			return err
-		}
-		reqs = []StepRequest{one}
 	}
 	var missing required
 	in := stepsToStore(reqs, "steps", &missing)
@@ -216,10 +201,39 @@ func (h *handlers) appendSteps(c echo.Context) error {
 	for _, s := range out {
 		h.publish(ctx, id, EventStepAppended, s)
 	}
+	return respondOneOrBatch(c, out, batch)
+}
+
+// decodeOneOrBatch decodes a body that is either one item or, in the batch
+// form, an object whose only member key holds an array of items.
+func decodeOneOrBatch[T any](c echo.Context, key string) (items []T, batch bool, err error) {
+	body, err := readBody(c)
+	if err != nil {
+		return nil, false, err
+	}
+	if isBatch(body, key) {
+		var wrapper map[string][]T
+		if err := decodeStrict(body, &wrapper); err != nil {
+			return nil, true, err
+		}
+		if len(wrapper) != 1 {
+			return nil, true, derrors.Field(key, "the batch form holds only %q", key)
+		}
+		return wrapper[key], true, nil
+	}
+	var one T
+	if err := decodeStrict(body, &one); err != nil {
+		return nil, false, err
+	}
+	return []T{one}, false, nil
+}
+
+// respondOneOrBatch answers an append in the form it was asked in.
+func respondOneOrBatch[T any](c echo.Context, out []T, batch bool) error {
 	if !batch {
 		return c.JSON(http.StatusCreated, out[0])
 	}
-	return c.JSON(http.StatusCreated, Data[Step]{Data: out})
+	return c.JSON(http.StatusCreated, Data[T]{Data: out})
 }
 
 func (h *handlers) listSteps(c echo.Context) error {
@@ -239,24 +253,9 @@ func (h *handlers) appendToolCalls(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := readBody(c)
+	reqs, batch, err := decodeOneOrBatch[ToolCallRequest](c, "toolCalls")
 	if err != nil {
 		return err
-	}
-	batch := isBatch(body, "toolCalls")
-	var reqs []ToolCallRequest
-	if batch {
-		var req ToolCallsRequest
-		if err := decodeStrict(body, &req); err != nil {
-			return err
-		}
-		reqs = req.ToolCalls
-	} else {
-		var one ToolCallRequest
-		if err := decodeStrict(body, &one); err != nil {
-			return err
-		}
-		reqs = []ToolCallRequest{one}
 	}
 	var missing required
 	in := toolCallsToStore(reqs, "toolCalls", &missing)
@@ -272,10 +271,7 @@ func (h *handlers) appendToolCalls(c echo.Context) error {
 	for _, tc := range out {
 		h.publish(ctx, id, EventToolCallRecorded, tc)
 	}
-	if !batch {
-		return c.JSON(http.StatusCreated, out[0])
-	}
-	return c.JSON(http.StatusCreated, Data[ToolCall]{Data: out})
+	return respondOneOrBatch(c, out, batch)
 }
 
 func (h *handlers) listToolCalls(c echo.Context) error {

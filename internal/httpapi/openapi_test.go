@@ -732,3 +732,13 @@ func mustJSON(t *testing.T, b []byte) map[string]string {
 	}
 	return out
 }
+
+// The batch forms of the appends, as decodeOneOrBatch reads them.
+type (
+	StepsRequest struct {
+		Steps []StepRequest `json:"steps"`
+	}
+	ToolCallsRequest struct {
+		ToolCalls []ToolCallRequest `json:"toolCalls"`
+	}
+)

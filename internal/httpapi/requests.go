@@ -39,11 +39,6 @@ type StepRequest struct {
 	EndedAt   *time.Time      `json:"endedAt"`
 }
 
-// StepsRequest is the batch form of POST /v1/runs/{id}/steps.
-type StepsRequest struct {
-	Steps []StepRequest `json:"steps"`
-}
-
 // ToolCallRequest is one tool call to record.
 type ToolCallRequest struct {
 	ID         *ID             `json:"id"`
@@ -56,11 +51,6 @@ type ToolCallRequest struct {
 	DurationMs *int64          `json:"durationMs"`
 	StartedAt  *time.Time      `json:"startedAt"`
 	EndedAt    *time.Time      `json:"endedAt"`
-}
-
-// ToolCallsRequest is the batch form of POST /v1/runs/{id}/tool-calls.
-type ToolCallsRequest struct {
-	ToolCalls []ToolCallRequest `json:"toolCalls"`
 }
 
 // PatchRunRequest is the body of PATCH /v1/runs/{id}.
