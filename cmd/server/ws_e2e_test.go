@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -130,4 +131,80 @@ func TestWebSocketAcrossInstances(t *testing.T) {
 		assert.Equal(t, got[i-1]+1, got[i], "no gap, no duplicate: %v", got)
 	}
 	require.NoError(t, a.stop(t))
+}
+
+// TestWebSocketLimitsOnTheBinary checks the limits a deployment configures
+// through the environment: the publish flood limit, the frame size limit
+// and the close on token expiry.
+func TestWebSocketLimitsOnTheBinary(t *testing.T) {
+	t.Parallel()
+	dbURL := dbtest.NewDatabase(t)
+	out, err := command(t, []string{"DATABASE_URL=" + dbURL}, "migrate", "apply")
+	require.NoError(t, err, out)
+	s := start(t, "DATABASE_URL="+dbURL, "SUPABASE_JWT_SECRET="+e2eSecret, "RATE_LIMIT_DISABLED=true",
+		"WS_BROADCAST_MAX=5", "WS_BROADCAST_WINDOW_MS=60000", "WS_MAX_MESSAGE_BYTES=2048")
+	tenantID := "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+	tok := mint(t, tenantID)
+	code, body := s.call(t, "POST", "/v1/runs", tok, `{"agentName":"limits"}`)
+	require.Equal(t, http.StatusCreated, code, body)
+	var run struct{ ID string }
+	require.NoError(t, json.Unmarshal([]byte(body), &run))
+	channel := "run:" + run.ID
+
+	t.Run("flood", func(t *testing.T) {
+		sender, receiver := dialWS(t, s, tok), dialWS(t, s, tok)
+		require.NoError(t, receiver.WriteJSON(map[string]any{"type": "subscribe", "ref": "r", "channel": channel}))
+		require.Equal(t, "subscribed", readFrame(t, receiver).Type)
+		for i := 0; i < 8; i++ {
+			require.NoError(t, sender.WriteJSON(map[string]any{"type": "publish", "ref": strconv.Itoa(i), "channel": channel,
+				"event": "agent.thinking", "payload": map[string]any{"i": i}}))
+		}
+		limited := 0
+		for i := 0; i < 3; i++ {
+			f := readFrame(t, sender)
+			if f.Type == "error" && f.Code == "RATE_LIMITED" {
+				limited++
+			}
+		}
+		assert.Equal(t, 3, limited, "publishes 6 to 8 are refused")
+		delivered := 0
+		require.NoError(t, receiver.WriteJSON(map[string]any{"type": "ping", "ref": "end"}))
+		for {
+			f := readFrame(t, receiver)
+			if f.Type == "pong" {
+				break
+			}
+			if f.Type == "event" && f.Event == "agent.thinking" {
+				delivered++
+			}
+		}
+		assert.Equal(t, 5, delivered, "exactly WS_BROADCAST_MAX delivered in the window")
+	})
+
+	t.Run("oversized frame closes with 1009", func(t *testing.T) {
+		c := dialWS(t, s, tok)
+		require.NoError(t, c.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping","ref":"`+strings.Repeat("x", 4096)+`"}`)))
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+		_, _, err := c.ReadMessage()
+		var ce *websocket.CloseError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, websocket.CloseMessageTooBig, ce.Code)
+	})
+
+	t.Run("expired token closes with 4001", func(t *testing.T) {
+		short, err := command(t, []string{"SUPABASE_JWT_SECRET=" + e2eSecret}, "token", "--tenant", tenantID, "--ttl", "2s")
+		require.NoError(t, err, short)
+		c := dialWS(t, s, strings.TrimSpace(short))
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(40*time.Second)))
+		for {
+			_, _, err := c.ReadMessage()
+			if err == nil {
+				continue
+			}
+			var ce *websocket.CloseError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, 4001, ce.Code)
+			break
+		}
+	})
 }
