@@ -176,6 +176,23 @@ func TestTenantRLS(t *testing.T) {
 		require.False(t, super || bypass, "the service's role must not bypass RLS")
 	})
 
+	t.Run("the service's writes work under RLS", func(t *testing.T) {
+		ctx := viewer(uuid.New()) // a tenant of its own: the subtests below count a's and b's rows
+		run, err := st.Runs.Create(ctx, store.NewRun{AgentName: "rls", Status: "running",
+			Steps: []store.NewStep{{Type: "llm"}}, ToolCalls: []store.NewToolCall{{ToolName: "t", Status: "succeeded"}}})
+		require.NoError(t, err)
+		_, err = st.Runs.AppendSteps(ctx, run.ID, []store.NewStep{{Type: "tool"}})
+		require.NoError(t, err)
+		_, err = st.Runs.Update(ctx, run.ID, store.RunPatch{Status: ptr("succeeded")})
+		require.NoError(t, err)
+		got, err := st.Runs.Get(ctx, run.ID, store.Include{Steps: true, ToolCalls: true})
+		require.NoError(t, err)
+		assert.Len(t, got.Edges.Steps, 2)
+		assert.Len(t, got.Edges.ToolCalls, 1)
+		_, err = st.Runs.Get(viewer(e.b), run.ID, store.Include{})
+		require.Error(t, err, "the other tenant cannot see it")
+	})
+
 	t.Run("forgotten predicate in a transaction", func(t *testing.T) {
 		for _, id := range []uuid.UUID{e.a, e.b} {
 			err := st.WithTx(viewer(id), func(ctx context.Context, tx *ent.Tx) error {
@@ -436,3 +453,5 @@ func TestTenantRLSNothingCarriesOver(t *testing.T) {
 		assert.Zero(t, visible)
 	})
 }
+
+func ptr[T any](v T) *T { return &v }
