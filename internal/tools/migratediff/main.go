@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 
 	atlasmigrate "ariga.io/atlas/sql/migrate"
 	"entgo.io/ent/dialect"
@@ -69,8 +70,34 @@ func run(ctx context.Context, name, dirPath, adminURL string) error {
 		fmt.Println("migratediff: the schema and the migrations agree; nothing written")
 		return nil
 	}
-	fmt.Println("migratediff: wrote", after[len(after)-1].Name())
+	written := after[len(after)-1].Name()
+	if err := withLockTimeout(dir, written); err != nil {
+		return err
+	}
+	fmt.Println("migratediff: wrote", written)
 	return nil
+}
+
+// lockTimeout starts every generated file: dbmigrate runs a file in one
+// transaction, so a statement that waits for a lock held by live traffic
+// fails after it instead of queueing every other query behind it.
+const lockTimeout = "SET LOCAL lock_timeout = '5s';\n"
+
+// withLockTimeout prepends lockTimeout to the file name of dir and rewrites
+// atlas.sum to match.
+func withLockTimeout(dir *atlasmigrate.LocalDir, name string) error {
+	b, err := os.ReadFile(filepath.Join(dir.Path(), name))
+	if err != nil {
+		return err
+	}
+	if err := dir.WriteFile(name, append([]byte(lockTimeout), b...)); err != nil {
+		return err
+	}
+	sum, err := dir.Checksum()
+	if err != nil {
+		return err
+	}
+	return atlasmigrate.WriteSumFile(dir, sum)
 }
 
 // scratchDatabase creates an empty database with schema "agentstore" and
