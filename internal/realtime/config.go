@@ -14,7 +14,7 @@ const (
 	DefaultMaxMessageBytes  = 64 << 10
 	DefaultHistorySize      = 1000
 	DefaultHistoryTTL       = 5 * time.Minute
-	DefaultSendQueue        = 256
+	DefaultSendQueue        = 64
 	DefaultPingInterval     = 25 * time.Second
 	DefaultPongWait         = 60 * time.Second
 	DefaultWriteWait        = 10 * time.Second

@@ -130,8 +130,13 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = ws.Close()
 		return
 	}
-	defer e.hub.removeConn(c)
-	c.run()
+	// Serve the connection on goroutines of its own and return: net/http
+	// then frees the request's state and write buffer, about 8 KiB that
+	// every idle connection would otherwise keep.
+	go func() {
+		defer e.hub.removeConn(c)
+		c.run()
+	}()
 }
 
 func (e *endpoint) newConn(ws *websocket.Conn, r *http.Request, v tenant.Viewer, expiry time.Time) *conn {

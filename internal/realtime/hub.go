@@ -78,7 +78,10 @@ func New(ctx context.Context, cfg Config, rdb *redis.Client, log *slog.Logger, m
 		conns: make(map[*conn]struct{}),
 		upgrader: websocket.Upgrader{
 			HandshakeTimeout: cfg.WriteWait,
-			WriteBufferPool:  &sync.Pool{},
+			// A small read buffer of its own instead of keeping net/http's
+			// 4 KiB one; writes borrow a buffer from the pool.
+			ReadBufferSize:  1024,
+			WriteBufferPool: &sync.Pool{},
 			// Origins are checked before the upgrade, against AllowedOrigins.
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
