@@ -41,6 +41,9 @@ commands:
   serve            run the API server (default)
   migrate apply    apply the embedded migrations to DATABASE_URL's DB_SCHEMA
   migrate status   show applied and pending migrations
+  legacy import [--dry-run] [--batch N] [--workers N] [--incremental] [--skip-fk-triggers]
+                   copy the legacy public tables into DB_SCHEMA (resumable, idempotent)
+  legacy verify    check source = imported + quarantined, FKs and tenants
   token --tenant UUID [--sub S] [--role R] [--ttl D]
                    mint an HS256 token with the configured (or development) secret
 
@@ -80,6 +83,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return serve(ctx, cfg, log, stdout)
 	case cmd == "migrate" && len(args) == 2 && (args[1] == "apply" || args[1] == "status"):
 		return migrate(ctx, cfg, args[1], log, stdout)
+	case cmd == "legacy":
+		return legacyCommand(ctx, cfg, args[1:], log, stdout, stderr)
 	case cmd == "token":
 		return token(cfg, args[1:], stdout, stderr)
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
