@@ -4,7 +4,7 @@ BIN      := bin/agentstore
 SERVICES := scripts/services.sh
 PKGS     := ./...
 
-.PHONY: run build test fuzz unit lint generate check-generate migrate-diff migrate-hash migrate-lint migrate-lint-all bench fuzz clean
+.PHONY: run build test fuzz soak unit lint generate check-generate migrate-diff migrate-hash migrate-lint migrate-lint-all bench fuzz clean
 
 ## run: start the service on the embedded default (SQLite, in-process limiter and hub)
 run:
@@ -59,9 +59,13 @@ migrate-lint:
 migrate-lint-all:
 	$(SERVICES) -- $(GO) run ./internal/tools/migratelint migrations/*.sql
 
-## bench: every benchmark in one run on durable PostgreSQL (fsync on) and Redis — store vs pgx floor, HTTP ingest, list, limiter overhead; writes bench/report.md, bench/throughput.svg, bench/results.json
+## bench: every benchmark in one run on durable PostgreSQL (fsync on) and Redis — store vs pgx floor, HTTP ingest, list, limiter overhead, WebSocket fan-out and idle-connection memory; writes bench/report.md, bench/throughput.svg, bench/results.json
 bench:
 	GO=$(GO) $(SERVICES) --durable -- scripts/bench.sh
+
+## soak: 10 minutes (SOAK_DURATION) of mixed REST and WebSocket load on PostgreSQL and Redis; fails when the server's RSS, goroutines, open files or DB connections trend upward (not part of test)
+soak:
+	GO=$(GO) $(SERVICES) -- scripts/soak.sh
 
 clean:
 	rm -rf bin data

@@ -17,18 +17,29 @@
 #      limiter — in interleaved rounds, with the Redis commands per request
 #      from INFO commandstats, and the round trips per request from a short
 #      sample under MONITOR
+#   e. WebSocket (internal/tools/wsbench, its own process): publish-to-receive
+#      latency of run.created to 1,000 subscribers of "runs" while runs are
+#      created at 100/s — on one server (in-process hub), then on two
+#      servers sharing Redis with the runs created on the second — and the
+#      server memory per idle connection (5,000 connections, VmRSS)
 #
 # and writes to $BENCH_OUT (default bench/): raw/ (every raw output),
 # results.json, report.md and throughput.svg (internal/tools/benchreport).
-# HTTP load comes from internal/tools/loadgen and only ever targets
-# 127.0.0.1. Every process the script starts is stopped on every exit.
+# HTTP load comes from internal/tools/loadgen, WebSocket load from
+# internal/tools/wsbench; both only ever target 127.0.0.1. Every process
+# the script starts is stopped on every exit.
 #
 # Knobs (environment): BENCH_OUT, BENCH_STORE_BENCHTIME (10s),
 # BENCH_DURATION (20s), BENCH_WARMUP (3s), BENCH_CLIENTS (16),
 # BENCH_LIST_RUNS (100000), BENCH_LIMITER_CLIENTS (32),
 # BENCH_LIMITER_ROUNDS (5), BENCH_LIMITER_DURATION (6s),
 # BENCH_LIMITER_WARMUP (2s), BENCH_MONITOR_REQUESTS (500), BENCH_LOG_LEVEL
-# (info: the server logs one line per request, as in production).
+# (info: the server logs one line per request, as in production),
+# BENCH_WS_SUBSCRIBERS (1000), BENCH_WS_RATE (100 runs/s),
+# BENCH_WS_DURATION (20s), BENCH_WS_WARMUP (3s), BENCH_WS_IDLE (5000
+# connections), BENCH_WS_IDLE_SETTLE (5s), BENCH_WS_IDLE_HOLD (20s). The
+# open-file limit is raised to what the connections need (each server and
+# wsbench hold one descriptor per connection).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +59,13 @@ LIMITER_DURATION=${BENCH_LIMITER_DURATION:-6s}
 LIMITER_WARMUP=${BENCH_LIMITER_WARMUP:-2s}
 MONITOR_REQUESTS=${BENCH_MONITOR_REQUESTS:-500}
 LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
+WS_SUBSCRIBERS=${BENCH_WS_SUBSCRIBERS:-1000}
+WS_RATE=${BENCH_WS_RATE:-100}
+WS_DURATION=${BENCH_WS_DURATION:-20s}
+WS_WARMUP=${BENCH_WS_WARMUP:-3s}
+WS_IDLE=${BENCH_WS_IDLE:-5000}
+WS_IDLE_SETTLE=${BENCH_WS_IDLE_SETTLE:-5s}
+WS_IDLE_HOLD=${BENCH_WS_IDLE_HOLD:-20s}
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -107,15 +125,16 @@ redis() { redis-cli -u "$AGENTSTORE_TEST_REDIS_URL" "$@"; }
 uuid() { cat /proc/sys/kernel/random/uuid; }
 
 # ---------------------------------------------------------------- build
-log "building bin/agentstore, loadgen, benchreport and the store test binary"
+log "building bin/agentstore, loadgen, wsbench, benchreport and the store test binary"
 mkdir -p bin
 $GO build -o bin/agentstore ./cmd/server
 $GO build -o "$tmp/loadgen" ./internal/tools/loadgen
+$GO build -o "$tmp/wsbench" ./internal/tools/wsbench
 $GO build -o "$tmp/benchreport" ./internal/tools/benchreport
 $GO test -c -o "$tmp/store.test" ./internal/store/
 
 rm -rf "$OUT/raw"
-mkdir -p "$OUT/raw/limiter"
+mkdir -p "$OUT/raw/limiter" "$OUT/raw/ws"
 raw=$OUT/raw
 
 # ---------------------------------------------------------------- meta
@@ -284,7 +303,69 @@ sleep 0.5
 stop "$monitor_pid"
 for p in "${children[@]}"; do stop "$p"; done
 
-# ---------------------------------------------------------------- e. report
+# ---------------------------------------------------------------- e. WebSocket
+# Each server and wsbench hold one descriptor per connection: raise the
+# soft limit (inherited by the servers started below) when it is short.
+need_fds=$((WS_IDLE > WS_SUBSCRIBERS ? WS_IDLE : WS_SUBSCRIBERS))
+need_fds=$((need_fds + 1024))
+if [ "$(ulimit -Sn)" != unlimited ] && [ "$(ulimit -Sn)" -lt "$need_fds" ]; then
+  ulimit -Sn "$need_fds" 2>/dev/null || ulimit -n "$need_fds" 2>/dev/null ||
+    die "the WebSocket scenarios need $need_fds open files; RLIMIT_NOFILE is $(ulimit -Sn) (hard $(ulimit -Hn))"
+fi
+ws_tenant=$(uuid)
+ws_token=$(bin/agentstore token --tenant "$ws_tenant" --ttl 2h)
+{
+  echo "ws_subscribers=$WS_SUBSCRIBERS"
+  echo "ws_rate=$WS_RATE"
+  echo "ws_idle=$WS_IDLE"
+  echo "nofile=$(ulimit -Sn)"
+} >>"$raw/meta.env"
+
+# wsbench_run NAME OUTFILE WSBENCH-ARGS... runs wsbench -json into OUTFILE.
+wsbench_run() {
+  local name=$1 out=$2
+  shift 2
+  run "$out" "$tmp/wsbench" -json -label "$name" "$@" || { cat "$out" >&2; die "wsbench $name failed"; }
+}
+
+# server_pid PID checks that PID is the server itself (setsid did not
+# fork), whose memory and CPU time wsbench reads.
+server_pid() {
+  [ "$(cat "/proc/$1/comm" 2>/dev/null)" = agentstore ] || die "process $1 is not agentstore"
+  echo "$1"
+}
+
+log "e. WebSocket, one instance: $WS_SUBSCRIBERS subscribers, $WS_RATE runs/s, $WS_DURATION after $WS_WARMUP"
+start_server ws-single RATE_LIMIT_DISABLED=true
+pid=$(server_pid "$SERVER_PID")
+wsbench_run ws-single "$raw/ws/single.json" -ws "$SERVER_URL" -token "$ws_token" -server-pid "$pid" \
+  -subscribers "$WS_SUBSCRIBERS" -rate "$WS_RATE" -d "$WS_DURATION" -warmup "$WS_WARMUP"
+printf 'bench: %-22s p50 %7.2fms  p99 %7.2fms  delivered %s of %s\n' ws-single "$(json_num p50 "$raw/ws/single.json")" \
+  "$(json_num p99 "$raw/ws/single.json")" "$(json_num delivered "$raw/ws/single.json")" "$(json_num expected "$raw/ws/single.json")" >&2
+stop "$pid"
+
+log "e. WebSocket, two instances sharing Redis: subscribers on the first, runs created on the second"
+start_server ws-a RATE_LIMIT_DISABLED=true REDIS_URL="$AGENTSTORE_TEST_REDIS_URL"
+url_a=$SERVER_URL pid_a=$(server_pid "$SERVER_PID")
+start_server ws-b RATE_LIMIT_DISABLED=true REDIS_URL="$AGENTSTORE_TEST_REDIS_URL"
+url_b=$SERVER_URL pid_b=$(server_pid "$SERVER_PID")
+wsbench_run ws-cross "$raw/ws/cross.json" -ws "$url_a" -api "$url_b" -token "$ws_token" -server-pid "$pid_a,$pid_b" \
+  -subscribers "$WS_SUBSCRIBERS" -rate "$WS_RATE" -d "$WS_DURATION" -warmup "$WS_WARMUP"
+printf 'bench: %-22s p50 %7.2fms  p99 %7.2fms  delivered %s of %s\n' ws-cross "$(json_num p50 "$raw/ws/cross.json")" \
+  "$(json_num p99 "$raw/ws/cross.json")" "$(json_num delivered "$raw/ws/cross.json")" "$(json_num expected "$raw/ws/cross.json")" >&2
+stop "$pid_a"
+stop "$pid_b"
+
+log "e. WebSocket, idle connections: $WS_IDLE held for $WS_IDLE_HOLD on a fresh server"
+start_server ws-idle RATE_LIMIT_DISABLED=true
+pid=$(server_pid "$SERVER_PID")
+wsbench_run ws-idle "$raw/ws/idle.json" -idle "$WS_IDLE" -ws "$SERVER_URL" -token "$ws_token" -server-pid "$pid" \
+  -settle "$WS_IDLE_SETTLE" -hold "$WS_IDLE_HOLD"
+printf 'bench: %-22s %s KiB RSS per connection (%s connections)\n' ws-idle "$(json_num kib_per_conn "$raw/ws/idle.json")" \
+  "$(json_num connections "$raw/ws/idle.json")" >&2
+stop "$pid"
+
+# ---------------------------------------------------------------- f. report
 echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$raw/meta.env"
 echo "wall_s=$(($(date +%s) - start_s))" >>"$raw/meta.env"
 "$tmp/benchreport" collect -raw "$raw" -out "$OUT/results.json"

@@ -23,6 +23,7 @@ type Results struct {
 	Ingest  *HTTPScenario     `json:"ingest,omitempty"`
 	List    *HTTPScenario     `json:"list,omitempty"`
 	Limiter *LimiterResults   `json:"limiter,omitempty"`
+	WS      *WSResults        `json:"websocket,omitempty"`
 }
 
 // GoBench is one line of `go test -bench` output.
@@ -210,6 +211,10 @@ func Collect(raw string) (*Results, error) {
 		return nil, err
 	}
 	res.Limiter = lim
+
+	if res.WS, err = collectWS(filepath.Join(raw, "ws")); err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 
@@ -504,4 +509,139 @@ func readJSON(path string) (*Results, error) {
 		res.Meta = map[string]string{}
 	}
 	return &res, nil
+}
+
+// WSSummary is a wsbench latency distribution, in milliseconds.
+type WSSummary struct {
+	Count uint64  `json:"count"`
+	Mean  float64 `json:"mean"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+	P999  float64 `json:"p999"`
+	Max   float64 `json:"max"`
+}
+
+// WSCPU is where the CPU time went during a wsbench latency run.
+type WSCPU struct {
+	WindowS        float64 `json:"window_s"`
+	ClientS        float64 `json:"client_s"`
+	ServerS        float64 `json:"server_s"`
+	MachineBusyPct float64 `json:"machine_busy_pct"`
+	NProc          int     `json:"nproc"`
+}
+
+// WSLatency is one wsbench latency result (the fields the report uses)
+// and its comparison with the issue's target.
+type WSLatency struct {
+	Label               string    `json:"label,omitempty"`
+	CrossInstance       bool      `json:"cross_instance"`
+	Subscribers         int       `json:"subscribers"`
+	Rate                float64   `json:"rate"`
+	AchievedRate        float64   `json:"achieved_rate"`
+	WarmupS             float64   `json:"warmup_s"`
+	DurationS           float64   `json:"duration_s"`
+	ConnectS            float64   `json:"connect_s"`
+	EventsOK            int64     `json:"events_ok"`
+	EventsFailed        int64     `json:"events_failed"`
+	PublishLagMaxMs     float64   `json:"publish_lag_max_ms"`
+	Expected            int64     `json:"expected"`
+	Delivered           int64     `json:"delivered"`
+	Missing             int64     `json:"missing"`
+	Duplicates          int64     `json:"duplicates"`
+	CompleteSubscribers int       `json:"complete_subscribers"`
+	Disconnected        int       `json:"disconnected"`
+	DrainS              float64   `json:"drain_s"`
+	Latency             WSSummary `json:"latency_ms"`
+	PostLatency         WSSummary `json:"post_latency_ms"`
+	CPU                 *WSCPU    `json:"cpu,omitempty"`
+	// TargetP99Ms is the issue's bound on the p99 (set by collect);
+	// MeetsTarget says the p99 is within it and every subscriber got
+	// every event.
+	TargetP99Ms float64 `json:"target_p99_ms"`
+	MeetsTarget bool    `json:"meets_target"`
+}
+
+// WSIdle is one wsbench -idle result (the fields the report uses) and
+// its comparison with the issue's target.
+type WSIdle struct {
+	Connections        int     `json:"connections"`
+	Subscribed         bool    `json:"subscribed"`
+	ConnectS           float64 `json:"connect_s"`
+	SettleS            float64 `json:"settle_s"`
+	HoldS              float64 `json:"hold_s"`
+	RSSBeforeKiB       int64   `json:"rss_before_kib"`
+	RSSHeldKiB         int64   `json:"rss_held_kib"`
+	RSSMaxKiB          int64   `json:"rss_max_kib"`
+	RSSAfterCloseKiB   int64   `json:"rss_after_close_kib"`
+	KiBPerConn         float64 `json:"kib_per_conn"`
+	GoroutinesPerConn  float64 `json:"goroutines_per_conn"`
+	HeapKiBPerConn     float64 `json:"heap_kib_per_conn"`
+	MetricsUnavailable string  `json:"metrics_unavailable,omitempty"`
+	Disconnected       int     `json:"disconnected"`
+	// TargetKiBPerConn is the issue's bound (set by collect); MeetsTarget
+	// says KiBPerConn is within it and no connection dropped.
+	TargetKiBPerConn float64 `json:"target_kib_per_conn"`
+	MeetsTarget      bool    `json:"meets_target"`
+}
+
+// WSResults are the WebSocket scenarios: fan-out latency on one instance
+// and across two instances through Redis, and idle-connection memory.
+type WSResults struct {
+	Single *WSLatency `json:"single,omitempty"`
+	Cross  *WSLatency `json:"cross,omitempty"`
+	Idle   *WSIdle    `json:"idle,omitempty"`
+}
+
+// The issue's WebSocket targets.
+const (
+	targetWSSingleP99Ms  = 50
+	targetWSCrossP99Ms   = 60
+	targetWSIdleKiBPerCn = 30
+)
+
+// collectWS reads ws/single.json, ws/cross.json and ws/idle.json (wsbench
+// -json results); nil when there is none.
+func collectWS(dir string) (*WSResults, error) {
+	ws := &WSResults{}
+	for _, s := range []struct {
+		file   string
+		dst    **WSLatency
+		target float64
+	}{{"single.json", &ws.Single, targetWSSingleP99Ms}, {"cross.json", &ws.Cross, targetWSCrossP99Ms}} {
+		var l WSLatency
+		switch err := readJSONFile(filepath.Join(dir, s.file), &l); {
+		case err == nil:
+			l.TargetP99Ms = s.target
+			l.MeetsTarget = l.Latency.Count > 0 && l.Latency.P99 <= s.target && l.Missing == 0 && l.Delivered == l.Expected
+			*s.dst = &l
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, err
+		}
+	}
+	var idle WSIdle
+	switch err := readJSONFile(filepath.Join(dir, "idle.json"), &idle); {
+	case err == nil:
+		idle.TargetKiBPerConn = targetWSIdleKiBPerCn
+		idle.MeetsTarget = idle.Connections > 0 && idle.KiBPerConn <= targetWSIdleKiBPerCn && idle.Disconnected == 0
+		ws.Idle = &idle
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	}
+	if ws.Single == nil && ws.Cross == nil && ws.Idle == nil {
+		return nil, nil
+	}
+	return ws, nil
+}
+
+// readJSONFile decodes the JSON file at path into v.
+func readJSONFile(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
 }

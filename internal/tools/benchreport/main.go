@@ -13,6 +13,10 @@
 //	limiter/CONFIG-rN.json   loadgen -json results, CONFIG none, memory or redis, round N
 //	limiter/redis-rN.before, limiter/redis-rN.after
 //	                         `redis-cli INFO commandstats` around redis round N
+//	ws/single.json, ws/cross.json
+//	                         wsbench -json fan-out latency results: one instance,
+//	                         and two instances sharing Redis
+//	ws/idle.json             wsbench -idle -json: server memory per idle connection
 //
 // Any part may be missing; the report shows what was measured. render needs
 // nothing but the results file and uses only the standard library.

@@ -19,6 +19,18 @@ func load(rps, p99 float64, requests, total int64, status string) string {
 		float64(requests)/rps, requests, total-requests, total, rps, p99/4, p99, p99*2, status, requests)
 }
 
+// wsLatency returns a wsbench -json latency result.
+func wsLatency(cross bool, p99 float64, missing int64) string {
+	return fmt.Sprintf(`{"mode":"latency","ws":"http://127.0.0.1:1","api":"http://127.0.0.1:2","cross_instance":%t,"subscribers":1000,
+		"rate":100,"achieved_rate":99.5,"warmup_s":3,"duration_s":20,"connect_s":0.5,"warmup_events":300,"events_ok":2000,"events_failed":0,
+		"post_status":{"201":2000},"publish_lag_max_ms":1.5,"expected":2000000,"delivered":%d,"missing":%d,"duplicates":0,"unexpected":0,
+		"complete_subscribers":%d,"disconnected":0,"error_frames":0,"drain_s":0.02,
+		"latency_ms":{"count":%d,"mean":5,"p50":4,"p90":8,"p99":%g,"p999":90,"max":120},
+		"post_latency_ms":{"count":2000,"mean":3,"p50":2.5,"p90":4,"p99":9,"p999":12,"max":15},
+		"cpu":{"window_s":20,"client_s":10,"server_s":16,"machine_busy_pct":95,"nproc":2},"nofile_limit":20000}`,
+		cross, 2000000-missing, missing, 1000-missing, 2000000-missing, p99)
+}
+
 func writeRaw(t *testing.T) string {
 	t.Helper()
 	raw := t.TempDir()
@@ -46,6 +58,11 @@ func writeRaw(t *testing.T) string {
 			`1795698081.620848 [0 127.0.0.1:33212] "EVALSHA" "f742" "1" "k" "1" "60000"` + "\n" +
 			`1795698081.620900 [0 lua] "incrby" "k" "1"` + "\n",
 		"limiter/monitor-sample.json": load(100, 10, 2, 2, "404"),
+		"ws/single.json":              wsLatency(false, 30, 0),
+		"ws/cross.json":               wsLatency(true, 75, 3),
+		"ws/idle.json": `{"mode":"idle","connections":5000,"subscribed":true,"connect_s":3.1,"settle_s":5,"hold_s":20,
+			"rss_before_kib":30000,"rss_samples_kib":[150000,150100],"rss_held_kib":150000,"rss_max_kib":150100,"rss_after_close_kib":149000,
+			"kib_per_conn":24,"goroutines_per_conn":2,"heap_kib_per_conn":14.5,"disconnected":0,"nofile_limit":20000}`,
 	}
 	for name, body := range files {
 		path := filepath.Join(raw, name)
@@ -107,6 +124,19 @@ func TestCollect(t *testing.T) {
 		rc.ByCommand["ping"] != 1 || rc.ByCommand["info"] != 0 || !near(rc.EvalshaPerRequest, 1) || !near(rc.PerRequest, 68001.0/34000) {
 		t.Fatalf("redis commands %+v", rc)
 	}
+	ws := res.WS
+	if ws == nil || ws.Single == nil || ws.Cross == nil || ws.Idle == nil {
+		t.Fatalf("websocket %+v", ws)
+	}
+	if !ws.Single.MeetsTarget || ws.Single.TargetP99Ms != 50 || ws.Single.Latency.P99 != 30 || ws.Single.CPU.ServerS != 16 {
+		t.Errorf("single %+v", ws.Single)
+	}
+	if ws.Cross.MeetsTarget || ws.Cross.TargetP99Ms != 60 || ws.Cross.Missing != 3 || !ws.Cross.CrossInstance {
+		t.Errorf("cross %+v", ws.Cross)
+	}
+	if !ws.Idle.MeetsTarget || ws.Idle.TargetKiBPerConn != 30 || ws.Idle.KiBPerConn != 24 {
+		t.Errorf("idle %+v", ws.Idle)
+	}
 	s := rc.Sample
 	if s == nil || s.Requests != 2 || s.Client["evalsha"] != 2 || s.Script["incrby"] != 2 || s.Script["pttl"] != 1 ||
 		!near(s.ClientPerRequest, 1) || !near(s.ScriptPerRequest, 1.5) {
@@ -133,6 +163,9 @@ func TestRender(t *testing.T) {
 		"| store `Runs.Create` | 900 |", "| 0.90 |", "| 450 | 20.00 |", "| 0.50 |", "700 runs, 7000 steps, 7000 tool calls",
 		"| none (RATE_LIMIT_DISABLED=true) | 1500 |", "1.13 |", "of which EVALSHA 1.000", "1.000 command(s) received from the network",
 		"costs -13.3% — **met** (the median of the per-round ratios puts its cost at 10.0%)", "| 0.90 (0.90) |",
+		"## WebSocket fan-out", "| one instance | 1000 | 100 (99.5) | 2000000 / 2000000 | 1000 | 4.00 | 8.00 | 30.00 | 90.00 | 120.00 | 2.50 / 9.00 | ≤ 50 ms | **met** |",
+		"| two instances, Redis | 1000 | 100 (99.5) | 1999997 / 2000000 | 997 |", "| 75.00 |", "| ≤ 60 ms | **not met** |",
+		"Server CPU per delivery: 8.0 µs.", "| 5000 | 30000 | 150000 (150100) | 149000 | 24.0 | 14.5 | 2.00 | 0 | ≤ 30 KiB | **met** |",
 	} {
 		if !strings.Contains(string(report), want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
@@ -150,7 +183,8 @@ func TestRender(t *testing.T) {
 			t.Fatalf("the SVG is not well-formed XML: %v\n%s", err, chart)
 		}
 	}
-	for _, want := range []string{"store: Runs.Create", "limiter: redis", "1700 req/s", "46.00 ms", "HTTP list: GET /v1/runs?limit=50"} {
+	for _, want := range []string{"store: Runs.Create", "limiter: redis", "1700 req/s", "46.00 ms", "HTTP list: GET /v1/runs?limit=50",
+		"WebSocket, two instances (target 60)", "75.00 ms"} {
 		if !strings.Contains(string(chart), want) {
 			t.Errorf("chart lacks %q", want)
 		}
@@ -162,7 +196,7 @@ func TestCollectEmpty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Store != nil || res.Ingest != nil || res.Limiter != nil {
+	if res.Store != nil || res.Ingest != nil || res.Limiter != nil || res.WS != nil {
 		t.Fatalf("%+v", res)
 	}
 	if md := Markdown(res, "c.svg"); !strings.Contains(md, "# agentstore benchmarks") {

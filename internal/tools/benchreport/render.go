@@ -150,7 +150,92 @@ func Markdown(r *Results, chart string) string {
 			p(".\n\n")
 		}
 	}
+
+	if ws := r.WS; ws != nil {
+		wsMarkdown(p, ws)
+	}
 	return b.String()
+}
+
+// wsMarkdown renders the WebSocket scenarios.
+func wsMarkdown(p func(string, ...any), ws *WSResults) {
+	p("## WebSocket fan-out: `GET /v1/ws`\n\n")
+	if ws.Single != nil || ws.Cross != nil {
+		p("`internal/tools/wsbench`, a separate process: N connections subscribe to one tenant's `runs` channel, then runs are created ")
+		p("at a fixed rate through `POST /v1/runs` (a small body; the send time in the run's metadata). Every subscriber computes ")
+		p("receive time − send time for every `run.created` event, so the latency covers the POST (its transaction commits before the event is published), ")
+		p("the fan-out and the client's read; the percentiles are over every (subscriber, event) pair of the measured window. ")
+		p("*One instance*: in-process hub, no Redis. *Two instances*: both on the same Redis, subscribers on the first, runs created on the second, ")
+		p("so every event crosses Redis pub/sub. HTTP rate limiting off (`RATE_LIMIT_DISABLED=true`) on these servers. ")
+		p("The subscribers, the servers and the databases share the machine's CPUs: the CPU row says how busy it was.\n\n")
+		p("| scenario | subscribers | runs/s (achieved) | delivered / expected | complete subscribers | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | POST p50 / p99 ms | target p99 | verdict |\n")
+		p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		for _, c := range []struct {
+			name string
+			l    *WSLatency
+		}{{"one instance", ws.Single}, {"two instances, Redis", ws.Cross}} {
+			l := c.l
+			if l == nil {
+				continue
+			}
+			lt := l.Latency
+			p("| %s | %d | %s (%s) | %d / %d | %d | %s | %s | %s | %s | %s | %s / %s | ≤ %.0f ms | %s |\n", c.name, l.Subscribers,
+				num(l.Rate), num(l.AchievedRate), l.Delivered, l.Expected, l.CompleteSubscribers,
+				ms(lt.P50), ms(lt.P90), ms(lt.P99), ms(lt.P999), ms(lt.Max), ms(l.PostLatency.P50), ms(l.PostLatency.P99),
+				l.TargetP99Ms, verdict(l.MeetsTarget))
+		}
+		p("\n")
+		for _, c := range []struct {
+			name string
+			l    *WSLatency
+		}{{"One instance", ws.Single}, {"Two instances", ws.Cross}} {
+			l := c.l
+			if l == nil {
+				continue
+			}
+			p("- %s: %d runs created in %s after %s warm-up (%d failed), the latest POST %s ms behind its schedule; ",
+				c.name, l.EventsOK, secs(fmt.Sprint(l.DurationS)), secs(fmt.Sprint(l.WarmupS)), l.EventsFailed, ms(l.PublishLagMaxMs))
+			p("%d subscribers connected in %s; %d missing, %d duplicate deliveries, %d connections dropped; last delivery %s after the last POST answered.",
+				l.Subscribers, secs(fmt.Sprint(l.ConnectS)), l.Missing, l.Duplicates, l.Disconnected, secs(fmt.Sprint(l.DrainS)))
+			if c := l.CPU; c != nil && c.WindowS > 0 {
+				p(" CPU over %s: wsbench %s s (%.0f%% of a CPU), server(s) %s s (%.0f%%); the whole machine %.0f%% busy (%d CPUs).",
+					secs(fmt.Sprint(c.WindowS)), num(c.ClientS), 100*c.ClientS/c.WindowS, num(c.ServerS), 100*c.ServerS/c.WindowS, c.MachineBusyPct, c.NProc)
+				if l.Delivered > 0 {
+					p(" Server CPU per delivery: %.1f µs.", c.ServerS/float64(l.Delivered)*1e6)
+				}
+			}
+			p("\n")
+		}
+		p("\n")
+	}
+	if id := ws.Idle; id != nil {
+		sub := "not subscribed"
+		if id.Subscribed {
+			sub = "each subscribed to `runs`"
+		}
+		p("### Idle connections: server memory\n\n")
+		p("%d idle WebSocket connections (%s) opened by wsbench to a fresh server (in-process hub) in %s, held %s then sampled every second for %s. ",
+			id.Connections, sub, secs(fmt.Sprint(id.ConnectS)), secs(fmt.Sprint(id.SettleS)), secs(fmt.Sprint(id.HoldS)))
+		p("Per connection: the growth of the server's resident memory (`VmRSS` of `/proc/PID/status`; the median sample over the hold minus the baseline) over the connections; ")
+		p("the Go heap in use and the goroutines from its `/metrics`.\n\n")
+		p("| connections | RSS before KiB | RSS held KiB (max) | RSS after closing KiB | KiB RSS per connection | KiB Go heap per connection | goroutines per connection | dropped | target | verdict |\n")
+		p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		heap, gor := "n/a", "n/a"
+		if id.MetricsUnavailable == "" {
+			heap, gor = fmt.Sprintf("%.1f", id.HeapKiBPerConn), fmt.Sprintf("%.2f", id.GoroutinesPerConn)
+		}
+		p("| %d | %d | %d (%d) | %d | %.1f | %s | %s | %d | ≤ %.0f KiB | %s |\n\n", id.Connections, id.RSSBeforeKiB, id.RSSHeldKiB, id.RSSMaxKiB,
+			id.RSSAfterCloseKiB, id.KiBPerConn, heap, gor, id.Disconnected, id.TargetKiBPerConn, verdict(id.MeetsTarget))
+	}
+	p("**Targets**: p99 publish-to-receive ≤ 50 ms on one instance and ≤ 60 ms across instances through Redis, with every subscriber receiving every event; ")
+	p("≤ 30 KiB of server memory per idle connection.\n\n")
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "**met**"
+	}
+	return "**not met**"
 }
 
 // loadDesc describes a load run's shape.

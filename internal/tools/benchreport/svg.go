@@ -20,6 +20,7 @@ const (
 	colorIngest  = "#f28e2b"
 	colorList    = "#59a14f"
 	colorLimiter = "#e15759"
+	colorWS      = "#76b7b2"
 )
 
 // Geometry of the chart, in pixels.
@@ -75,6 +76,17 @@ func SVG(r *Results) string {
 	y = panel(&body, y, "Throughput per second (higher is better)", tput)
 	y += panelGap
 	y = panel(&body, y, "p99 latency in ms (lower is better; the limiter rows: median of rounds)", p99)
+	if ws := r.WS; ws != nil && (ws.Single != nil || ws.Cross != nil) {
+		var wsp99 []bar
+		if l := ws.Single; l != nil {
+			wsp99 = append(wsp99, bar{fmt.Sprintf("WebSocket, one instance (target %.0f)", l.TargetP99Ms), l.Latency.P99, "ms", colorWS})
+		}
+		if l := ws.Cross; l != nil {
+			wsp99 = append(wsp99, bar{fmt.Sprintf("WebSocket, two instances (target %.0f)", l.TargetP99Ms), l.Latency.P99, "ms", colorWS})
+		}
+		y += panelGap
+		y = panel(&body, y, "WebSocket publish-to-receive p99 in ms (lower is better)", wsp99)
+	}
 	y += margin
 
 	var out strings.Builder

@@ -1,0 +1,294 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+func TestURLsRefuseOtherHosts(t *testing.T) {
+	for _, ok := range []string{"http://127.0.0.1:8080", "http://localhost:1/", "ws://[::1]:9", "https://127.0.0.1"} {
+		if _, err := wsURL(ok, "tok"); err != nil {
+			t.Errorf("wsURL(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"http://example.com", "http://10.0.0.1:80", "http://127.0.0.2", "http://0.0.0.0:1",
+		"ftp://127.0.0.1", "http://localhost.example.com", "//127.0.0.1", "http://u:p@127.0.0.1"} {
+		if _, err := wsURL(bad, "tok"); err == nil {
+			t.Errorf("wsURL(%q) accepted a non-loopback target", bad)
+		}
+		if _, err := apiURL(bad, "/v1/runs"); err == nil {
+			t.Errorf("apiURL(%q) accepted a non-loopback target", bad)
+		}
+	}
+	if u, _ := wsURL("http://127.0.0.1:8080/", "a b"); u != "ws://127.0.0.1:8080/v1/ws?access_token=a+b" {
+		t.Errorf("wsURL = %q", u)
+	}
+	if u, _ := apiURL("ws://127.0.0.1:8080", "/v1/runs"); u != "http://127.0.0.1:8080/v1/runs" {
+		t.Errorf("apiURL = %q", u)
+	}
+	if err := loopbackOnly("tcp", "192.0.2.1:80", nil); err == nil {
+		t.Error("loopbackOnly accepted 192.0.2.1")
+	}
+	if err := loopbackOnly("tcp", "[::1]:80", nil); err != nil {
+		t.Errorf("loopbackOnly refused ::1: %v", err)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-ws", "http://example.com", "-token", "x"},
+		{"-ws", "http://127.0.0.1:1"},
+		{"-ws", "http://127.0.0.1:1", "-token", "x", "-api", "http://192.0.2.1:1"},
+		{"-ws", "http://127.0.0.1:1", "-token", "x", "-subscribers", "0"},
+		{"-ws", "http://127.0.0.1:1", "-token", "x", "-d", "1h"},
+		{"-ws", "http://127.0.0.1:1", "-token", "x", "-rate", "0.1", "-d", "1s"},
+		{"-ws", "http://127.0.0.1:1", "-token", "x", "-idle", "10"},
+		{"-ws", "http://127.0.0.1:1", "-token", "x", "-idle", "10", "-server-pid", "1", "-metrics", "http://192.0.2.1/metrics"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(context.Background(), args, io.Discard, &stderr); code != 2 {
+			t.Errorf("%q: exit %d, want 2 (%s)", args, code, stderr.String())
+		}
+	}
+}
+
+func TestHistogram(t *testing.T) {
+	for _, v := range []uint64{0, 1, 127, 128, 129, 255, 256, 1000, 12345678, 1 << 40, math.MaxInt64} {
+		i := bucketOf(v)
+		low, width := bucketRange(i)
+		if v < low || v-low >= width {
+			t.Errorf("%d in bucket %d = [%d, +%d)", v, i, low, width)
+		}
+		if i >= histBuckets {
+			t.Errorf("%d: bucket %d out of range", v, i)
+		}
+	}
+	var h histogram
+	for i := 1; i <= 1000; i++ {
+		h.Record(time.Duration(i) * time.Millisecond)
+	}
+	h.Record(-time.Second) // a clock step counts as 0
+	s := h.Summary()
+	if s.Count != 1001 || s.Max != 1000 {
+		t.Fatalf("%+v", s)
+	}
+	for _, c := range []struct{ got, want float64 }{{s.P50, 500}, {s.P99, 990}, {s.P90, 900}} {
+		if math.Abs(c.got-c.want)/c.want > 0.01 {
+			t.Errorf("quantile %v, want %v ± 1%%", c.got, c.want)
+		}
+	}
+}
+
+func TestParsers(t *testing.T) {
+	rss, err := parseVmRSS(strings.NewReader("Name:\tx\nVmPeak:\t 10 kB\nVmRSS:\t   12345 kB\n"))
+	if err != nil || rss != 12345 {
+		t.Fatalf("%d, %v", rss, err)
+	}
+	if _, err := parseVmRSS(strings.NewReader("Name:\tx\n")); err == nil {
+		t.Fatal("no VmRSS accepted")
+	}
+	if v, err := readRSS(os.Getpid()); err != nil || v <= 0 {
+		t.Fatalf("own RSS %d, %v", v, err)
+	}
+	m, err := parseMetrics(strings.NewReader("# HELP go_goroutines x\ngo_goroutines 42\nprocess_open_fds 7\nhttp_x{a=\"b\"} 3\n"),
+		"go_goroutines", "process_open_fds", "missing")
+	if err != nil || m["go_goroutines"] != 42 || m["process_open_fds"] != 7 || len(m) != 2 {
+		t.Fatalf("%v, %v", m, err)
+	}
+}
+
+// fakeServer is just enough of agentstore for wsbench: /v1/ws with
+// subscribe, POST /v1/runs publishing run.created to every subscriber
+// (skipping drop of them when dropEvery > 0), and /metrics.
+type fakeServer struct {
+	mu     sync.Mutex
+	subs   []*fakeSub
+	offset int
+	posts  int
+	// skip, when set, is called with the subscriber index and the run
+	// number; true means that subscriber does not get that event.
+	skip func(sub, run int) bool
+}
+
+type fakeSub struct {
+	mu sync.Mutex
+	ws *websocket.Conn
+}
+
+func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/v1/ws":
+		if r.URL.Query().Get("access_token") != "tok" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		s := &fakeSub{ws: ws}
+		for {
+			var in map[string]string
+			if err := ws.ReadJSON(&in); err != nil {
+				return
+			}
+			if in["type"] == "subscribe" {
+				f.mu.Lock()
+				s.mu.Lock()
+				_ = ws.WriteJSON(map[string]any{"type": "subscribed", "ref": in["ref"], "channel": in["channel"], "offset": f.offset})
+				s.mu.Unlock()
+				f.subs = append(f.subs, s)
+				f.mu.Unlock()
+			}
+		}
+	case r.URL.Path == "/v1/runs" && r.Method == http.MethodPost:
+		if r.Header.Get("Authorization") != "Bearer tok" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		var run struct {
+			Metadata json.RawMessage `json:"metadata"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&run); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		f.offset++
+		n := f.posts
+		f.posts++
+		frame, _ := json.Marshal(map[string]any{"type": "event", "channel": "runs", "event": "run.created", "offset": f.offset,
+			"data": map[string]any{"id": "x", "metadata": run.Metadata}})
+		for i, s := range f.subs {
+			if f.skip != nil && f.skip(i, n) {
+				continue
+			}
+			s.mu.Lock()
+			_ = s.ws.WriteMessage(websocket.TextMessage, frame)
+			s.mu.Unlock()
+		}
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+	case r.URL.Path == "/metrics":
+		f.mu.Lock()
+		n := len(f.subs)
+		f.mu.Unlock()
+		fmt.Fprintf(w, "go_goroutines %d\ngo_memstats_heap_inuse_bytes %d\nprocess_open_fds %d\nagentstore_ws_connections %d\n", 10+2*n, 1<<20+n*10240, 5+n, n)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func TestLatencyAgainstFakeServer(t *testing.T) {
+	f := &fakeServer{}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	var out, stderr bytes.Buffer
+	code := run(context.Background(), []string{"-ws", srv.URL, "-token", "tok", "-subscribers", "20", "-rate", "200",
+		"-warmup", "100ms", "-d", "500ms", "-drain", "2s", "-json", "-label", "fake"}, &out, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var r LatencyResult
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Mode != "latency" || r.Label != "fake" || r.CrossInstance || r.WarmupEvents != 20 || r.EventsOK != 100 || r.EventsFailed != 0 {
+		t.Fatalf("%+v", r)
+	}
+	if r.Expected != 2000 || r.Delivered != 2000 || r.Missing != 0 || r.CompleteSubscribers != 20 || r.Latency.Count != 2000 ||
+		r.Duplicates != 0 || r.Disconnected != 0 || r.PostStatus["201"] != 100 {
+		t.Fatalf("%+v", r)
+	}
+	if r.Latency.P50 <= 0 || r.Latency.P99 < r.Latency.P50 || r.Latency.Max < r.Latency.P99 || r.PostLatency.Count != 100 {
+		t.Fatalf("latency %+v, POST %+v", r.Latency, r.PostLatency)
+	}
+}
+
+func TestLatencyCountsMissingEvents(t *testing.T) {
+	// Subscriber 0 misses every measured run after the tenth (runs 0-9
+	// are the warm-up here).
+	f := &fakeServer{skip: func(sub, run int) bool { return sub == 0 && run >= 20 }}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	cfg := Config{WS: srv.URL, API: srv.URL, Token: "tok", Subscribers: 3, Rate: 100, Warmup: 100 * time.Millisecond,
+		Duration: 500 * time.Millisecond, Drain: 300 * time.Millisecond, Publishers: 4, MaxFailures: 0, ConnectParallel: 2, Timeout: 5 * time.Second}
+	r, err := RunLatency(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.EventsOK != 50 || r.Expected != 150 || r.Missing != 40 || r.Delivered != 110 || r.CompleteSubscribers != 2 {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func TestIdleAgainstFakeServer(t *testing.T) {
+	f := &fakeServer{}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	cfg := Config{WS: srv.URL, Token: "tok", Idle: 50, IdleSubscribe: true, Hold: 2 * time.Second, ServerPIDs: []int{os.Getpid()},
+		ConnectParallel: 8, Timeout: 5 * time.Second}
+	r, err := RunIdle(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Connections != 50 || r.RSSBeforeKiB <= 0 || len(r.RSSSamplesKiB) != 2 || r.Disconnected != 0 || r.Held == nil || r.Before == nil {
+		t.Fatalf("%+v", r)
+	}
+	if r.Held.WSConnections != 50 || r.GoroutinesPerConn != 2 || r.HeapKiBPerConn != 10 {
+		t.Fatalf("metrics %+v %+v: %v goroutines/conn, %v KiB/conn", r.Before, r.Held, r.GoroutinesPerConn, r.HeapKiBPerConn)
+	}
+	var b bytes.Buffer
+	r.writeText(&b)
+	if !strings.Contains(b.String(), "50 idle connections") {
+		t.Error(b.String())
+	}
+}
+
+func TestBenchEvent(t *testing.T) {
+	frame := []byte(`{"type":"event","channel":"runs","event":"run.created","offset":7,"data":{"id":"x","agentName":"wsbench",` +
+		`"metadata":{"wsbenchT": "1760000000123456789", "wsbench":"ab12", "wsbenchSeq": 42},"status":"running"}}`)
+	bench, seq, sent, ok := benchEvent(frame)
+	if !ok || string(bench) != "ab12" || seq != 42 || sent != 1760000000123456789 {
+		t.Fatalf("%q %d %d %v", bench, seq, sent, ok)
+	}
+	for _, bad := range []string{
+		strings.Replace(string(frame), `"channel":"runs"`, `"channel":"run:x"`, 1),
+		strings.Replace(string(frame), `run.created`, `run.updated`, 1),
+		strings.Replace(string(frame), `"wsbenchSeq": 42`, `"wsbenchSeq": "42"`, 1),
+		strings.Replace(string(frame), `"wsbenchT": "1760000000123456789"`, `"wsbenchT": 1760000000123456789`, 1),
+		strings.Replace(string(frame), `"ab12"`, `"a\"b"`, 1),
+		`{"type":"error","ref":"","code":"X","message":"y"}`,
+	} {
+		if _, _, _, ok := benchEvent([]byte(bad)); ok {
+			t.Errorf("accepted %s", bad)
+		}
+	}
+}
+
+func TestCPUParsers(t *testing.T) {
+	d, err := parseProcStat("1234 (agent store) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 100 0 0")
+	if err != nil || d != 3*time.Second {
+		t.Fatalf("%v, %v", d, err)
+	}
+	busy, total, err := parseStatCPU("cpu  100 10 50 800 20 5 5 10 0 0")
+	if err != nil || busy != 180 || total != 1000 {
+		t.Fatalf("%d %d %v", busy, total, err)
+	}
+	if _, err := readCPU([]int{os.Getpid()}); err != nil {
+		t.Fatal(err)
+	}
+}
