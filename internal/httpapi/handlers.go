@@ -72,23 +72,26 @@ func (h *handlers) createRun(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		out := toRun(run)
-		h.publish(ctx, run.ID, EventRunCreated, out)
-		return c.JSON(http.StatusCreated, out)
+		b, err := json.Marshal(toRun(run))
+		if err != nil {
+			return err
+		}
+		h.publish(ctx, run.ID, EventRunCreated, json.RawMessage(b))
+		return c.JSONBlob(http.StatusCreated, b)
 	}
 	if len(key) > 255 || strings.TrimSpace(key) != key {
 		return derrors.Field(HeaderIdempotencyKey, "must be 1 to 255 characters without surrounding spaces")
 	}
 	sum := sha256.Sum256(body)
-	var created Run
+	var createdID uuid.UUID
 	resp, replayed, err := h.st.Idempotent(ctx, "POST /v1/runs", key, hex.EncodeToString(sum[:]),
 		func(ctx context.Context, tx *ent.Tx) (store.Response, error) {
 			run, err := h.st.Runs.CreateTx(ctx, tx, in)
 			if err != nil {
 				return store.Response{}, err
 			}
-			created = toRun(run)
-			b, err := json.Marshal(created)
+			createdID = run.ID
+			b, err := json.Marshal(toRun(run))
 			return store.Response{Status: http.StatusCreated, Body: b}, err
 		})
 	if err != nil {
@@ -97,7 +100,7 @@ func (h *handlers) createRun(c echo.Context) error {
 	if replayed {
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	} else {
-		h.publish(ctx, created.ID, EventRunCreated, created)
+		h.publish(ctx, createdID, EventRunCreated, json.RawMessage(resp.Body))
 	}
 	return c.JSONBlob(resp.Status, resp.Body)
 }
@@ -173,9 +176,12 @@ func (h *handlers) patchRun(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := toRun(run)
-	h.publish(ctx, run.ID, EventRunUpdated, out)
-	return c.JSON(http.StatusOK, out)
+	b, err := json.Marshal(toRun(run))
+	if err != nil {
+		return err
+	}
+	h.publish(ctx, run.ID, EventRunUpdated, json.RawMessage(b))
+	return c.JSONBlob(http.StatusOK, b)
 }
 
 func (h *handlers) appendSteps(c echo.Context) error {

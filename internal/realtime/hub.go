@@ -110,7 +110,11 @@ func (h *Hub) Publish(ctx context.Context, tenantID, runID uuid.UUID, event stri
 		h.log.ErrorContext(ctx, "realtime: publish without tenant or run", "event", event)
 		return
 	}
-	raw, err := json.Marshal(data)
+	raw, encoded := data.(json.RawMessage) // already JSON: the HTTP layer encodes a response once for both
+	var err error
+	if !encoded {
+		raw, err = json.Marshal(data)
+	}
 	if err != nil {
 		h.log.ErrorContext(ctx, "realtime: encode event", "event", event, "tenant_id", tenantID.String(), "run_id", runID.String(), "err", err)
 		return
