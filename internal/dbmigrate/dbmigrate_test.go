@@ -457,7 +457,7 @@ func TestApplyLeavesNoSessionState(t *testing.T) {
 	require.NoError(t, db.QueryRow(`SHOW search_path`).Scan(&searchPath))
 	assert.Equal(t, `"$user", public`, searchPath)
 	var locks int
-	require.NoError(t, db.QueryRow(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'`).Scan(&locks))
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()`).Scan(&locks))
 	assert.Zero(t, locks)
 }
 
