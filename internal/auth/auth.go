@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -285,6 +286,13 @@ func compactPayload(token string) ([]byte, bool) {
 	for i, s := range segs {
 		b, err := strictB64.DecodeString(s)
 		if err != nil {
+			return nil, false
+		}
+		// The header and the payload must each be exactly one JSON value:
+		// jwx reads the first value of the header and re-encodes it for the
+		// signature check, so trailing bytes would make a different string
+		// verify as the same signed token (found by FuzzVerify).
+		if i < 2 && !json.Valid(b) {
 			return nil, false
 		}
 		if i == 1 {
