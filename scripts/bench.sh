@@ -22,6 +22,15 @@
 #      created at 100/s — on one server (in-process hub), then on two
 #      servers sharing Redis with the runs created on the second — and the
 #      server memory per idle connection (5,000 connections, VmRSS)
+#   f. scale: one tenant's 1M seeded runs and 1M usage rows (30 days), 16
+#      clients: GET /v1/runs?limit=50, GET /v1/runs?status=failed&limit=50,
+#      GET /v1/runs/stats?groupBy=status&from=-30d and
+#      GET /v1/usage/summary?groupBy=day&from=-30d; the list against c.
+#   g. legacy import: a fresh database of the same cluster with the minimal
+#      Supabase auth schema, testdata/fixtures/legacy seeded (100k runs,
+#      about 1.7M rows; not timed), `migrate apply`, then `legacy import`
+#      timed (wall time, peak RSS from /usr/bin/time -v) and `legacy verify`
+#      (must pass), against the issue's target (whole import <= 60 s)
 #
 # and writes to $BENCH_OUT (default bench/): raw/ (every raw output),
 # results.json, report.md and throughput.svg (internal/tools/benchreport).
@@ -37,7 +46,12 @@
 # (info: the server logs one line per request, as in production),
 # BENCH_WS_SUBSCRIBERS (1000), BENCH_WS_RATE (100 runs/s),
 # BENCH_WS_DURATION (20s), BENCH_WS_WARMUP (3s), BENCH_WS_IDLE (5000
-# connections), BENCH_WS_IDLE_SETTLE (5s), BENCH_WS_IDLE_HOLD (20s). The
+# connections), BENCH_WS_IDLE_SETTLE (5s), BENCH_WS_IDLE_HOLD (20s),
+# BENCH_SCALE_RUNS (1000000), BENCH_SCALE_USAGE (usage rows, as many as
+# runs), BENCH_SCALE_DURATION (BENCH_DURATION: the two list routes),
+# BENCH_SCALE_AGG_DURATION (15s) and BENCH_SCALE_AGG_WARMUP (5s) (the two
+# aggregates, each a scan of the whole tenant), BENCH_LEGACY_RUNS (100000),
+# BENCH_LEGACY_IMPORT_FLAGS (none: e.g. --skip-fk-triggers). The
 # open-file limit is raised to what the connections need (each server and
 # wsbench hold one descriptor per connection).
 set -euo pipefail
@@ -66,6 +80,13 @@ WS_WARMUP=${BENCH_WS_WARMUP:-3s}
 WS_IDLE=${BENCH_WS_IDLE:-5000}
 WS_IDLE_SETTLE=${BENCH_WS_IDLE_SETTLE:-5s}
 WS_IDLE_HOLD=${BENCH_WS_IDLE_HOLD:-20s}
+SCALE_RUNS=${BENCH_SCALE_RUNS:-1000000}
+SCALE_USAGE=${BENCH_SCALE_USAGE:-$SCALE_RUNS}
+SCALE_DURATION=${BENCH_SCALE_DURATION:-$DURATION}
+SCALE_AGG_DURATION=${BENCH_SCALE_AGG_DURATION:-15s}
+SCALE_AGG_WARMUP=${BENCH_SCALE_AGG_WARMUP:-5s}
+LEGACY_RUNS=${BENCH_LEGACY_RUNS:-100000}
+LEGACY_IMPORT_FLAGS=${BENCH_LEGACY_IMPORT_FLAGS:-}
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -78,6 +99,7 @@ case "$OUT" in "" | / | . | ..) die "BENCH_OUT=$OUT is not a usable output direc
 start_s=$(date +%s)
 tmp=$(mktemp -d /tmp/agentstore-bench.XXXXXX)
 db="agentstore_bench_$$"
+legacy_db="${db}_legacy"
 children=() # process ids (each its own process group, through setsid) still running
 
 # forget PID drops PID from children once it has exited.
@@ -100,6 +122,7 @@ cleanup() {
   local p
   for p in "${children[@]}"; do stop "$p"; done
   "$PG_BIN/psql" -q -X "$AGENTSTORE_TEST_PG_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  "$PG_BIN/psql" -q -X "$AGENTSTORE_TEST_PG_URL" -c "DROP DATABASE IF EXISTS $legacy_db WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "$tmp"
   [ "$rc" = 0 ] || log "failed (exit $rc)"
   exit "$rc"
@@ -134,7 +157,7 @@ $GO build -o "$tmp/benchreport" ./internal/tools/benchreport
 $GO test -c -o "$tmp/store.test" ./internal/store/
 
 rm -rf "$OUT/raw"
-mkdir -p "$OUT/raw/limiter" "$OUT/raw/ws"
+mkdir -p "$OUT/raw/limiter" "$OUT/raw/ws" "$OUT/raw/scale" "$OUT/raw/legacy"
 raw=$OUT/raw
 
 # ---------------------------------------------------------------- meta
@@ -152,6 +175,8 @@ if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then git
   echo "log_level=$LOG_LEVEL"
   echo "store_benchtime=$STORE_BENCHTIME"
   echo "list_seeded_runs=$LIST_RUNS"
+  echo "scale_seeded_runs=$SCALE_RUNS"
+  echo "scale_seeded_usage=$SCALE_USAGE"
   echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$raw/meta.env"
 
@@ -365,7 +390,157 @@ printf 'bench: %-22s %s KiB RSS per connection (%s connections)\n' ws-idle "$(js
   "$(json_num connections "$raw/ws/idle.json")" >&2
 stop "$pid"
 
-# ---------------------------------------------------------------- f. report
+# ---------------------------------------------------------------- f. scale
+# One tenant's SCALE_RUNS runs spread over the last 30 days (5 agents, 5%
+# failed, 2% running) and SCALE_USAGE usage rows over the same days, each
+# seeded with one INSERT ... SELECT generate_series, then VACUUM ANALYZE
+# (the steady state autovacuum would reach). After the WebSocket scenarios,
+# so that the extra rows do not weigh on them.
+scale_tenant=$(uuid)
+scale_token=$(bin/agentstore token --tenant "$scale_tenant" --ttl 2h)
+log "f. scale: seeding $SCALE_RUNS runs and $SCALE_USAGE usage rows for one tenant"
+seed_start=$(date +%s)
+psql_db <<SQL
+INSERT INTO agentstore.agent_runs
+  (id, tenant_id, created_at, agent_name, status, input, output, error, metadata, model, started_at, ended_at, updated_at)
+SELECT gen_random_uuid(), '$scale_tenant', ts, (ARRAY['support-bot','researcher','coder','planner','summarizer'])[1 + g % 5],
+  CASE WHEN g % 20 = 0 THEN 'failed' WHEN g % 50 = 1 THEN 'running' ELSE 'succeeded' END,
+  '{"prompt":"hello"}', CASE WHEN g % 20 <> 0 AND g % 50 <> 1 THEN '{"text":"hi there"}'::jsonb END,
+  CASE WHEN g % 20 = 0 THEN 'tool failure' END, '{"source":"bench"}',
+  (ARRAY['gpt-4o','gpt-4o-mini','claude-sonnet-4','llama-3.1-70b'])[1 + g % 4],
+  ts, CASE WHEN g % 50 <> 1 THEN ts + make_interval(secs => g % 600) END, ts
+FROM (SELECT g, now() - (g * interval '30 days') / $SCALE_RUNS AS ts FROM generate_series(1, $SCALE_RUNS) AS g) AS s;
+INSERT INTO agentstore.usage_metrics
+  (id, tenant_id, model, input_tokens, output_tokens, cached_input_tokens, total_tokens, cost_usd, recorded_at)
+SELECT gen_random_uuid(), '$scale_tenant', (ARRAY['gpt-4o','gpt-4o-mini','claude-sonnet-4','llama-3.1-70b'])[1 + g % 4],
+  100 + g % 900, 50 + g % 400, g % 100, 150 + g % 900 + g % 400, ((g % 1000) / 100000.0)::numeric(18,6),
+  now() - (g * interval '30 days') / $SCALE_USAGE
+FROM generate_series(1, $SCALE_USAGE) AS g;
+SQL
+psql_db -c 'VACUUM (ANALYZE) agentstore.agent_runs' -c 'VACUUM (ANALYZE) agentstore.usage_metrics'
+echo "scale_seed_s=$(($(date +%s) - seed_start))" >>"$raw/meta.env"
+since=$(date -u -d '30 days ago' +%Y-%m-%dT%H:%M:%SZ)
+echo "scale_from=$since" >>"$raw/meta.env"
+start_server scale
+scale_url=$SERVER_URL
+log "f. scale: list routes, $CLIENTS clients, $SCALE_DURATION; aggregates $SCALE_AGG_DURATION"
+load scale-list "$raw/scale/list.json" -url "$scale_url/v1/runs?limit=50" -token "$scale_token" \
+  -c "$CLIENTS" -d "$SCALE_DURATION" -warmup "$WARMUP" -expect 200
+load scale-failed "$raw/scale/failed.json" -url "$scale_url/v1/runs?status=failed&limit=50" -token "$scale_token" \
+  -c "$CLIENTS" -d "$SCALE_DURATION" -warmup "$WARMUP" -expect 200
+load scale-stats "$raw/scale/stats.json" -url "$scale_url/v1/runs/stats?groupBy=status&from=$since" -token "$scale_token" \
+  -c "$CLIENTS" -d "$SCALE_AGG_DURATION" -warmup "$SCALE_AGG_WARMUP" -timeout 60s -expect 200
+load scale-usage "$raw/scale/usage.json" -url "$scale_url/v1/usage/summary?groupBy=day&from=$since" -token "$scale_token" \
+  -c "$CLIENTS" -d "$SCALE_AGG_DURATION" -warmup "$SCALE_AGG_WARMUP" -timeout 60s -expect 200
+# One answer of each aggregate, to show what was computed.
+curl -fsS -H "Authorization: Bearer $scale_token" "$scale_url/v1/runs/stats?groupBy=status&from=$since" >"$raw/scale/stats-body.json" || true
+curl -fsS -H "Authorization: Bearer $scale_token" "$scale_url/v1/usage/summary?groupBy=day&from=$since" >"$raw/scale/usage-body.json" || true
+stop "$SERVER_PID"
+
+# ---------------------------------------------------------------- g. legacy import
+# A fresh database of the same cluster: the part of Supabase the legacy
+# fixtures need (roles, auth.users, auth.jwt()), the legacy schema and its
+# seed (not timed), the migrations, then `legacy import` timed and
+# `legacy verify`, which must pass.
+log "g. legacy import: database $legacy_db, seeding $LEGACY_RUNS legacy runs"
+"$PG_BIN/psql" -q -X -v ON_ERROR_STOP=1 "$AGENTSTORE_TEST_PG_URL" -c "CREATE DATABASE $legacy_db"
+LEGACY_URL=$(printf '%s' "$AGENTSTORE_TEST_PG_URL" | sed -E "s#^(postgres://[^/]+)/[^?]*#\1/$legacy_db#")
+psql_legacy() { "$PG_BIN/psql" -q -X -v ON_ERROR_STOP=1 "$LEGACY_URL" "$@"; }
+psql_legacy <<'SQL'
+DO $$
+DECLARE r text;
+BEGIN
+  FOREACH r IN ARRAY ARRAY['anon', 'authenticated', 'service_role'] LOOP
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
+      EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+    END IF;
+  END LOOP;
+END $$;
+CREATE SCHEMA auth;
+CREATE TABLE auth.users (
+  instance_id uuid, id uuid PRIMARY KEY, aud varchar(255), role varchar(255),
+  email varchar(255) UNIQUE, raw_app_meta_data jsonb, raw_user_meta_data jsonb,
+  created_at timestamptz, updated_at timestamptz);
+CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE SET search_path = '' AS $$
+  select nullif(current_setting('request.jwt.claims', true), '')::jsonb $$;
+SQL
+seed_start=$(date +%s)
+psql_legacy -f testdata/fixtures/legacy/schema.sql
+psql_legacy -v runs="$LEGACY_RUNS" -f testdata/fixtures/legacy/seed.sql
+psql_legacy -c 'ANALYZE'
+legacy_seed_s=$(($(date +%s) - seed_start))
+legacy_counts=$(psql_legacy -tA -F' ' -c "SELECT (SELECT count(*) FROM public.agent_runs), (SELECT count(*) FROM public.agent_steps),
+  (SELECT count(*) FROM public.tool_calls), (SELECT count(*) FROM public.audit_logs), (SELECT count(*) FROM public.usage_metrics),
+  (SELECT count(*) FROM public.system_health)")
+read -r n_runs n_steps n_tools n_audit n_usage n_health <<<"$legacy_counts"
+legacy_rows=$((n_runs + n_steps + n_tools + n_audit + n_usage + n_health))
+log "g. legacy import: seeded $legacy_rows legacy rows in ${legacy_seed_s}s; migrate apply"
+DATABASE_URL=$LEGACY_URL bin/agentstore migrate apply >"$raw/legacy/migrate.txt"
+
+# Peak RSS: /usr/bin/time -v (Debian package time, installed when missing
+# and possible), else the importer's VmHWM read from /proc while it runs.
+if [ ! -x /usr/bin/time ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  log "installing the Debian package time"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends time >&2 ||
+    { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends time >&2; } || true
+fi
+log "g. legacy import: legacy import ${LEGACY_IMPORT_FLAGS:-(default flags)}"
+# shellcheck disable=SC2086 # LEGACY_IMPORT_FLAGS is a list of flags
+import_cmd=(env DATABASE_URL="$LEGACY_URL" bin/agentstore legacy import $LEGACY_IMPORT_FLAGS)
+rss_source=
+import_start=$(date +%s%N)
+if [ -x /usr/bin/time ]; then
+  rss_source="/usr/bin/time -v"
+  run "$raw/legacy/import.txt" /usr/bin/time -v -o "$raw/legacy/time.txt" "${import_cmd[@]}" 2>"$raw/legacy/import.log" ||
+    { tail -n 20 "$raw/legacy/import.log" >&2; die "legacy import failed"; }
+  max_rss_kib=$(sed -n 's/^[[:space:]]*Maximum resident set size (kbytes): *//p' "$raw/legacy/time.txt")
+else
+  rss_source="VmHWM of /proc/PID/status, sampled every 0.1s"
+  setsid "${import_cmd[@]}" >"$raw/legacy/import.txt" 2>"$raw/legacy/import.log" &
+  import_pid=$!
+  children+=("$import_pid")
+  max_rss_kib=0
+  while kill -0 "$import_pid" 2>/dev/null; do
+    # env execs the server: the process keeps its id.
+    hwm=$(sed -n 's/^VmHWM: *\([0-9]*\) kB/\1/p' "/proc/$import_pid/status" 2>/dev/null || true)
+    if [ -n "$hwm" ] && [ "$hwm" -gt "$max_rss_kib" ]; then max_rss_kib=$hwm; fi
+    sleep 0.1
+  done
+  rc=0
+  wait "$import_pid" || rc=$?
+  forget "$import_pid"
+  [ "$rc" = 0 ] || { tail -n 20 "$raw/legacy/import.log" >&2; die "legacy import failed (exit $rc)"; }
+fi
+import_ns=$(($(date +%s%N) - import_start))
+verify_start=$(date +%s%N)
+verify_rc=0
+run "$raw/legacy/verify.txt" env DATABASE_URL="$LEGACY_URL" bin/agentstore legacy verify 2>"$raw/legacy/verify.log" || verify_rc=$?
+verify_ns=$(($(date +%s%N) - verify_start))
+quarantined=$(psql_legacy -tA -c "SELECT count(*) FROM agentstore.legacy_quarantine" 2>/dev/null || echo "")
+{
+  echo "runs_param=$LEGACY_RUNS"
+  echo "flags=$LEGACY_IMPORT_FLAGS"
+  echo "seed_s=$legacy_seed_s"
+  echo "rows=$legacy_rows"
+  echo "rows_agent_runs=$n_runs"
+  echo "rows_agent_steps=$n_steps"
+  echo "rows_tool_calls=$n_tools"
+  echo "rows_audit_logs=$n_audit"
+  echo "rows_usage_metrics=$n_usage"
+  echo "rows_system_health=$n_health"
+  echo "quarantined=$quarantined"
+  echo "wall_s=$(awk -v n="$import_ns" 'BEGIN { printf "%.3f", n / 1e9 }')"
+  echo "max_rss_kib=$max_rss_kib"
+  echo "rss_source=$rss_source"
+  echo "verify_s=$(awk -v n="$verify_ns" 'BEGIN { printf "%.3f", n / 1e9 }')"
+  echo "verify_exit=$verify_rc"
+} >"$raw/legacy/legacy.env"
+printf 'bench: %-22s %s rows in %ss, peak RSS %s KiB, verify exit %s\n' legacy-import "$legacy_rows" \
+  "$(sed -n 's/^wall_s=//p' "$raw/legacy/legacy.env")" "$max_rss_kib" "$verify_rc" >&2
+[ "$verify_rc" = 0 ] || { cat "$raw/legacy/verify.txt" >&2; die "legacy verify failed (exit $verify_rc)"; }
+"$PG_BIN/psql" -q -X "$AGENTSTORE_TEST_PG_URL" -c "DROP DATABASE IF EXISTS $legacy_db WITH (FORCE)"
+
+# ---------------------------------------------------------------- h. report
 echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$raw/meta.env"
 echo "wall_s=$(($(date +%s) - start_s))" >>"$raw/meta.env"
 "$tmp/benchreport" collect -raw "$raw" -out "$OUT/results.json"

@@ -24,6 +24,8 @@ type Results struct {
 	List    *HTTPScenario     `json:"list,omitempty"`
 	Limiter *LimiterResults   `json:"limiter,omitempty"`
 	WS      *WSResults        `json:"websocket,omitempty"`
+	Scale   *ScaleResults     `json:"scale,omitempty"`
+	Legacy  *LegacyResults    `json:"legacy_import,omitempty"`
 }
 
 // GoBench is one line of `go test -bench` output.
@@ -213,6 +215,12 @@ func Collect(raw string) (*Results, error) {
 	res.Limiter = lim
 
 	if res.WS, err = collectWS(filepath.Join(raw, "ws")); err != nil {
+		return nil, err
+	}
+	if res.Scale, err = collectScale(filepath.Join(raw, "scale"), res.List); err != nil {
+		return nil, err
+	}
+	if res.Legacy, err = collectLegacy(filepath.Join(raw, "legacy")); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -644,4 +652,129 @@ func readJSONFile(path string, v any) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
+}
+
+// ScaleResults are the routes of one tenant with many runs and usage
+// rows: the first page of the list, a status filter and two aggregates.
+type ScaleResults struct {
+	List   *HTTPScenario `json:"list,omitempty"`
+	Failed *HTTPScenario `json:"failed,omitempty"`
+	Stats  *HTTPScenario `json:"stats,omitempty"`
+	Usage  *HTTPScenario `json:"usage_summary,omitempty"`
+	// ListP99Ratio is the list's p99 over the baseline list's (scenario c).
+	ListP99Ratio float64 `json:"list_p99_ratio,omitempty"`
+}
+
+// collectScale reads scale/list.json, failed.json, stats.json and
+// usage.json (loadgen -json results); nil when there is none. The list
+// is compared with base, the list of scenario c.
+func collectScale(dir string, base *HTTPScenario) (*ScaleResults, error) {
+	sc := &ScaleResults{}
+	for _, s := range []struct {
+		file string
+		dst  **HTTPScenario
+	}{{"list.json", &sc.List}, {"failed.json", &sc.Failed}, {"stats.json", &sc.Stats}, {"usage.json", &sc.Usage}} {
+		var l Load
+		switch err := readLoad(filepath.Join(dir, s.file), &l); {
+		case err == nil:
+			*s.dst = &HTTPScenario{Load: l}
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, err
+		}
+	}
+	if sc.List == nil && sc.Failed == nil && sc.Stats == nil && sc.Usage == nil {
+		return nil, nil
+	}
+	if sc.List != nil && base != nil && base.RPS > 0 {
+		sc.List.Baseline = "list req/s of scenario c"
+		sc.List.Ratio = sc.List.RPS / base.RPS
+		if base.Latency.P99 > 0 {
+			sc.ListP99Ratio = sc.List.Latency.P99 / base.Latency.P99
+		}
+	}
+	return sc, nil
+}
+
+// LegacyResults are one timed `legacy import` of the seeded legacy
+// fixtures and the `legacy verify` after it.
+type LegacyResults struct {
+	// RunsParam is the seed's runs variable; Rows the legacy rows of the
+	// six tables, RowsByTable per table.
+	RunsParam   int64            `json:"runs_param"`
+	Rows        int64            `json:"rows"`
+	RowsByTable map[string]int64 `json:"rows_by_table"`
+	Quarantined *int64           `json:"quarantined,omitempty"`
+	Flags       string           `json:"flags,omitempty"`
+	SeedS       float64          `json:"seed_s"`
+	WallS       float64          `json:"wall_s"`
+	RowsPerS    float64          `json:"rows_per_s"`
+	MaxRSSKiB   int64            `json:"max_rss_kib"`
+	RSSSource   string           `json:"rss_source,omitempty"`
+	VerifyS     float64          `json:"verify_s"`
+	VerifyExit  int              `json:"verify_exit"`
+	// TargetWallS is the issue's bound on the whole import; MeetsTarget
+	// says the import took at most that and verify passed.
+	TargetWallS float64 `json:"target_wall_s"`
+	MeetsTarget bool    `json:"meets_target"`
+}
+
+// targetLegacyWallS is the issue's target: the whole import in 60 s.
+const targetLegacyWallS = 60
+
+// legacyTargetRuns is the fixture size (seed.sql's runs) the target is
+// meant for: about 1.7M legacy rows.
+const legacyTargetRuns = 100000
+
+// collectLegacy reads legacy/legacy.env (KEY=VALUE lines written by
+// bench.sh); nil when it is missing.
+func collectLegacy(dir string) (*LegacyResults, error) {
+	m := map[string]string{}
+	switch err := readEnv(filepath.Join(dir, "legacy.env"), m); {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	lg := &LegacyResults{RowsByTable: map[string]int64{}, Flags: m["flags"], RSSSource: m["rss_source"], TargetWallS: targetLegacyWallS}
+	var errs []error
+	i64 := func(k string) int64 {
+		if m[k] == "" {
+			return 0
+		}
+		v, err := strconv.ParseInt(m[k], 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("legacy.env: %s: %w", k, err))
+		}
+		return v
+	}
+	f64 := func(k string) float64 {
+		if m[k] == "" {
+			return 0
+		}
+		v, err := strconv.ParseFloat(m[k], 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("legacy.env: %s: %w", k, err))
+		}
+		return v
+	}
+	lg.RunsParam, lg.Rows, lg.MaxRSSKiB = i64("runs_param"), i64("rows"), i64("max_rss_kib")
+	lg.SeedS, lg.WallS, lg.VerifyS = f64("seed_s"), f64("wall_s"), f64("verify_s")
+	lg.VerifyExit = int(i64("verify_exit"))
+	if m["quarantined"] != "" {
+		q := i64("quarantined")
+		lg.Quarantined = &q
+	}
+	for k := range m {
+		if t, ok := strings.CutPrefix(k, "rows_"); ok {
+			lg.RowsByTable[t] = i64(k)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if lg.WallS > 0 {
+		lg.RowsPerS = float64(lg.Rows) / lg.WallS
+	}
+	lg.MeetsTarget = lg.WallS > 0 && lg.WallS <= lg.TargetWallS && lg.VerifyExit == 0
+	return lg, nil
 }

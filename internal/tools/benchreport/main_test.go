@@ -58,8 +58,15 @@ func writeRaw(t *testing.T) string {
 			`1795698081.620848 [0 127.0.0.1:33212] "EVALSHA" "f742" "1" "k" "1" "60000"` + "\n" +
 			`1795698081.620900 [0 lua] "incrby" "k" "1"` + "\n",
 		"limiter/monitor-sample.json": load(100, 10, 2, 2, "404"),
-		"ws/single.json":              wsLatency(false, 30, 0),
-		"ws/cross.json":               wsLatency(true, 75, 3),
+		"scale/list.json":             load(300, 100, 6000, 7000, "200"),
+		"scale/failed.json":           load(400, 80, 8000, 9000, "200"),
+		"scale/stats.json":            load(5, 3000, 50, 60, "200"),
+		"scale/usage.json":            load(8, 2000, 80, 90, "200"),
+		"legacy/legacy.env": "runs_param=100000\nflags=\nseed_s=70\nrows=1700000\nrows_agent_runs=100000\nrows_agent_steps=800000\n" +
+			"rows_tool_calls=400000\nrows_audit_logs=300000\nrows_usage_metrics=90000\nrows_system_health=10000\nquarantined=25000\n" +
+			"wall_s=42.500\nmax_rss_kib=102400\nrss_source=/usr/bin/time -v\nverify_s=8.25\nverify_exit=0\n",
+		"ws/single.json": wsLatency(false, 30, 0),
+		"ws/cross.json":  wsLatency(true, 75, 3),
 		"ws/idle.json": `{"mode":"idle","connections":5000,"subscribed":true,"connect_s":3.1,"settle_s":5,"hold_s":20,
 			"rss_before_kib":30000,"rss_samples_kib":[150000,150100],"rss_held_kib":150000,"rss_max_kib":150100,"rss_after_close_kib":149000,
 			"kib_per_conn":24,"goroutines_per_conn":2,"heap_kib_per_conn":14.5,"disconnected":0,"nofile_limit":20000}`,
@@ -137,6 +144,19 @@ func TestCollect(t *testing.T) {
 	if !ws.Idle.MeetsTarget || ws.Idle.TargetKiBPerConn != 30 || ws.Idle.KiBPerConn != 24 {
 		t.Errorf("idle %+v", ws.Idle)
 	}
+	sc := res.Scale
+	if sc == nil || sc.List == nil || sc.Failed == nil || sc.Stats == nil || sc.Usage == nil {
+		t.Fatalf("scale %+v", sc)
+	}
+	// The list of 600 req/s, p99 50 ms is the baseline.
+	if !near(sc.List.Ratio, 0.5) || !near(sc.ListP99Ratio, 2) || sc.Failed.Ratio != 0 || sc.Stats.Latency.P99 != 3000 || sc.Usage.RPS != 8 {
+		t.Errorf("scale list %+v, p99 ratio %v", sc.List, sc.ListP99Ratio)
+	}
+	lg := res.Legacy
+	if lg == nil || lg.Rows != 1700000 || lg.RowsByTable["agent_steps"] != 800000 || len(lg.RowsByTable) != 6 || !near(lg.RowsPerS, 40000) ||
+		lg.MaxRSSKiB != 102400 || lg.Quarantined == nil || *lg.Quarantined != 25000 || lg.TargetWallS != 60 || !lg.MeetsTarget {
+		t.Fatalf("legacy %+v", lg)
+	}
 	s := rc.Sample
 	if s == nil || s.Requests != 2 || s.Client["evalsha"] != 2 || s.Script["incrby"] != 2 || s.Script["pttl"] != 1 ||
 		!near(s.ClientPerRequest, 1) || !near(s.ScriptPerRequest, 1.5) {
@@ -165,7 +185,10 @@ func TestRender(t *testing.T) {
 		"costs -13.3% — **met** (the median of the per-round ratios puts its cost at 10.0%)", "| 0.90 (0.90) |",
 		"## WebSocket fan-out", "| one instance | 1000 | 100 (99.5) | 2000000 / 2000000 | 1000 | 4.00 | 8.00 | 30.00 | 90.00 | 120.00 | 2.50 / 9.00 | ≤ 50 ms | **met** |",
 		"| two instances, Redis | 1000 | 100 (99.5) | 1999997 / 2000000 | 997 |", "| 75.00 |", "| ≤ 60 ms | **not met** |",
-		"Server CPU per delivery: 8.0 µs.", "| 5000 | 30000 | 150000 (150100) | 149000 | 24.0 | 14.5 | 2.00 | 0 | ≤ 30 KiB | **met** |",
+		"Server CPU per delivery: 8.0 µs.",
+		"## Scale: list and aggregates over", "| `GET /v1/runs?limit=50` | 32 | 20.0s | 300 | 25.00 | 2.00 | 100.00 | 200.00 | 6000 | 0 | 0.50, 2.00 |",
+		"| `GET /v1/runs/stats?groupBy=status&from=…` | 32 | 10.0s | 5.0 |", "| `GET /v1/usage/summary?groupBy=day&from=…` |",
+		"## Legacy import", "| 1700000 | 25000 | 42.5s | 40000 | 100.0 | passed in 8.2s | ≤ 60 s | **met** |", "agent_steps=800000", "| 5000 | 30000 | 150000 (150100) | 149000 | 24.0 | 14.5 | 2.00 | 0 | ≤ 30 KiB | **met** |",
 	} {
 		if !strings.Contains(string(report), want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
@@ -184,7 +207,8 @@ func TestRender(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"store: Runs.Create", "limiter: redis", "1700 req/s", "46.00 ms", "HTTP list: GET /v1/runs?limit=50",
-		"WebSocket, two instances (target 60)", "75.00 ms"} {
+		"WebSocket, two instances (target 60)", "75.00 ms",
+		"scale: GET /v1/runs/stats", "3000.00 ms"} {
 		if !strings.Contains(string(chart), want) {
 			t.Errorf("chart lacks %q", want)
 		}
@@ -196,7 +220,7 @@ func TestCollectEmpty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Store != nil || res.Ingest != nil || res.Limiter != nil || res.WS != nil {
+	if res.Store != nil || res.Ingest != nil || res.Limiter != nil || res.WS != nil || res.Scale != nil || res.Legacy != nil {
 		t.Fatalf("%+v", res)
 	}
 	if md := Markdown(res, "c.svg"); !strings.Contains(md, "# agentstore benchmarks") {

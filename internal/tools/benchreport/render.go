@@ -154,7 +154,89 @@ func Markdown(r *Results, chart string) string {
 	if ws := r.WS; ws != nil {
 		wsMarkdown(p, ws)
 	}
+	if sc := r.Scale; sc != nil {
+		scaleMarkdown(p, sc, m)
+	}
+	if lg := r.Legacy; lg != nil {
+		legacyMarkdown(p, lg)
+	}
 	return b.String()
+}
+
+// scaleMarkdown renders the routes over one tenant with many rows.
+func scaleMarkdown(p func(string, ...any), sc *ScaleResults, m map[string]string) {
+	p("## Scale: list and aggregates over %s runs\n\n", orDefault(m["scale_seeded_runs"], "1000000"))
+	p("One tenant's %s runs spread over the last 30 days (5 agents; 5%% failed, 2%% running) and %s usage rows over the same days, ",
+		orDefault(m["scale_seeded_runs"], "1000000"), orDefault(m["scale_seeded_usage"], "1000000"))
+	p("each seeded with one `INSERT ... SELECT generate_series` then `VACUUM (ANALYZE)`")
+	if s := m["scale_seed_s"]; s != "" {
+		p(" (%s, not measured)", secs(s))
+	}
+	p("; a fresh server on the same database. The aggregates cover the whole tenant (`from` = %s, 30 days before the run). ",
+		orDefault(m["scale_from"], "30 days ago"))
+	p("The ratio compares the list with the list of %s runs above, measured in the same run.\n\n", orDefault(m["list_seeded_runs"], "100000"))
+	p("| route | clients | measured | req/s | p50 ms | p90 ms | p99 ms | max ms | requests | failed | ratio to the %s-run list (req/s, p99) |\n",
+		orDefault(m["list_seeded_runs"], "100000"))
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, c := range []struct {
+		route string
+		s     *HTTPScenario
+	}{
+		{"`GET /v1/runs?limit=50`", sc.List},
+		{"`GET /v1/runs?status=failed&limit=50`", sc.Failed},
+		{"`GET /v1/runs/stats?groupBy=status&from=…`", sc.Stats},
+		{"`GET /v1/usage/summary?groupBy=day&from=…`", sc.Usage},
+	} {
+		s := c.s
+		if s == nil {
+			continue
+		}
+		ratio := "n/a"
+		if s.Ratio > 0 {
+			ratio = fmt.Sprintf("%.2f", s.Ratio)
+			if s == sc.List && sc.ListP99Ratio > 0 {
+				ratio += fmt.Sprintf(", %.2f", sc.ListP99Ratio)
+			}
+		}
+		l := s.Latency
+		p("| %s | %d | %s | %s | %s | %s | %s | %s | %d | %d | %s |\n", c.route, s.Concurrency, secs(fmt.Sprint(s.DurationS)), num(s.RPS),
+			ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max), s.Requests, s.Errors+s.Unexpected, ratio)
+	}
+	p("\n")
+}
+
+// legacyMarkdown renders the legacy import.
+func legacyMarkdown(p func(string, ...any), lg *LegacyResults) {
+	p("## Legacy import: `agentstore legacy import`\n\n")
+	p("A fresh database of the same cluster: the part of Supabase the fixtures need (roles, `auth.users`, `auth.jwt()`), ")
+	p("`testdata/fixtures/legacy/schema.sql` and `seed.sql` with `runs=%d`", lg.RunsParam)
+	if lg.SeedS > 0 {
+		p(" (seeded in %s, not measured)", secs(fmt.Sprint(lg.SeedS)))
+	}
+	cmd := "`legacy import` (default flags)"
+	if lg.Flags != "" {
+		cmd = "`legacy import " + lg.Flags + "`"
+	}
+	p(", `migrate apply`, then %s timed from start to exit, then `legacy verify`. ", cmd)
+	p("Peak RSS: %s. Legacy rows by table: %s.\n\n", orDefault(lg.RSSSource, "n/a"), counts(lg.RowsByTable))
+	q := "n/a"
+	if lg.Quarantined != nil {
+		q = fmt.Sprint(*lg.Quarantined)
+	}
+	vf := "passed"
+	if lg.VerifyExit != 0 {
+		vf = fmt.Sprintf("**failed** (exit %d)", lg.VerifyExit)
+	}
+	p("| legacy rows | quarantined | wall time | rows/s | peak RSS MiB | verify | target | verdict |\n|---:|---:|---:|---:|---:|---|---:|---|\n")
+	p("| %d | %s | %s | %s | %.1f | %s in %s | ≤ %.0f s | %s |\n\n", lg.Rows, q, secs(fmt.Sprint(lg.WallS)), num(lg.RowsPerS),
+		float64(lg.MaxRSSKiB)/1024, vf, secs(fmt.Sprint(lg.VerifyS)), lg.TargetWallS, verdict(lg.MeetsTarget))
+	p("**Target** (the issue's): the whole import in at most %.0f s, with `legacy verify` passing. ", lg.TargetWallS)
+	if lg.RunsParam < legacyTargetRuns {
+		p("This run seeded runs=%d, fewer than the %d (about 1.7M rows) the target is meant for: the verdict says little.", lg.RunsParam, legacyTargetRuns)
+	} else {
+		p("Measured on runs=%d (%d legacy rows).", lg.RunsParam, lg.Rows)
+	}
+	p("\n\n")
 }
 
 // wsMarkdown renders the WebSocket scenarios.

@@ -21,6 +21,7 @@ const (
 	colorList    = "#59a14f"
 	colorLimiter = "#e15759"
 	colorWS      = "#76b7b2"
+	colorScale   = "#b07aa1"
 )
 
 // Geometry of the chart, in pixels.
@@ -53,6 +54,22 @@ func SVG(r *Results) string {
 	if ls := r.List; ls != nil {
 		tput = append(tput, bar{"HTTP list: GET /v1/runs?limit=50", ls.RPS, "req/s", colorList})
 		p99 = append(p99, bar{"HTTP list: GET /v1/runs?limit=50", ls.Latency.P99, "ms", colorList})
+	}
+	if sc := r.Scale; sc != nil {
+		for _, c := range []struct {
+			label string
+			s     *HTTPScenario
+		}{
+			{"scale: GET /v1/runs?limit=50", sc.List},
+			{"scale: GET /v1/runs?status=failed", sc.Failed},
+			{"scale: GET /v1/runs/stats", sc.Stats},
+			{"scale: GET /v1/usage/summary", sc.Usage},
+		} {
+			if c.s != nil {
+				tput = append(tput, bar{c.label, c.s.RPS, "req/s", colorScale})
+				p99 = append(p99, bar{c.label, c.s.Latency.P99, "ms", colorScale})
+			}
+		}
 	}
 	if lim := r.Limiter; lim != nil {
 		for _, c := range lim.Configs {
