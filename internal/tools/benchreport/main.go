@@ -17,6 +17,8 @@
 //	                         wsbench -json fan-out latency results: one instance,
 //	                         and two instances sharing Redis
 //	ws/idle.json             wsbench -idle -json: server memory per idle connection
+//	scale/*.json             loadgen -json results of list and aggregates on 1M runs
+//	legacy/legacy.env        legacy import figures: rows, wall time, peak RSS, verify
 //
 // Any part may be missing; the report shows what was measured. render needs
 // nothing but the results file and uses only the standard library.
