@@ -14,8 +14,9 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/agentstore/agentstore/internal/tools/loopback"
 )
 
 // Config is one load run.
@@ -78,9 +79,6 @@ func (c Config) validate() error {
 	return nil
 }
 
-// loopbackHosts are the only hosts loadgen sends load to.
-var loopbackHosts = map[string]bool{"127.0.0.1": true, "localhost": true, "::1": true}
-
 // checkURL parses raw and refuses anything but http(s) to this machine.
 func checkURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
@@ -90,23 +88,10 @@ func checkURL(raw string) (*url.URL, error) {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, fmt.Errorf("-url %q: the scheme must be http or https", raw)
 	}
-	if !loopbackHosts[u.Hostname()] {
+	if !loopback.IsHost(u.Hostname()) {
 		return nil, fmt.Errorf("-url %q: loadgen only targets 127.0.0.1, localhost or [::1], not %q", raw, u.Hostname())
 	}
 	return u, nil
-}
-
-// loopbackOnly refuses, before connecting, every address that is not a
-// loopback IP, whatever a name resolved to.
-func loopbackOnly(_, address string, _ syscall.RawConn) error {
-	host, _, err := net.SplitHostPort(address)
-	if err != nil {
-		return err
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("loadgen: refusing to connect to %s: not a loopback address", address)
-	}
-	return nil
 }
 
 // Latency summarizes the measured latencies, in milliseconds.
@@ -182,7 +167,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	var conns atomic.Int64
-	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: loopbackOnly}
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: loopback.Control}
 	transport := &http.Transport{
 		Proxy: nil, // never through a proxy: the load stays on this machine
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {

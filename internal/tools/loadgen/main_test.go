@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/agentstore/agentstore/internal/tools/loopback"
 )
 
 func TestCheckURLRefusesOtherHosts(t *testing.T) {
@@ -27,10 +29,10 @@ func TestCheckURLRefusesOtherHosts(t *testing.T) {
 			t.Errorf("checkURL(%q) accepted a non-loopback target", bad)
 		}
 	}
-	if err := loopbackOnly("tcp", "192.0.2.1:80", nil); err == nil {
+	if err := loopback.Control("tcp", "192.0.2.1:80", nil); err == nil {
 		t.Error("loopbackOnly accepted 192.0.2.1")
 	}
-	if err := loopbackOnly("tcp", "127.0.0.1:80", nil); err != nil {
+	if err := loopback.Control("tcp", "127.0.0.1:80", nil); err != nil {
 		t.Errorf("loopbackOnly refused 127.0.0.1: %v", err)
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/agentstore/agentstore/internal/tools/loopback"
 )
 
 func TestChecksRefuseOtherHosts(t *testing.T) {
@@ -35,7 +37,7 @@ func TestChecksRefuseOtherHosts(t *testing.T) {
 	if err := checkDBURL("postgres://postgres@127.0.0.1:5432/x?sslmode=disable"); err != nil {
 		t.Error(err)
 	}
-	if err := loopbackOnly("tcp", "192.0.2.1:80", nil); err == nil {
+	if err := loopback.Control("tcp", "192.0.2.1:80", nil); err == nil {
 		t.Error("loopbackOnly accepted 192.0.2.1")
 	}
 }
@@ -102,10 +104,10 @@ func TestJudge(t *testing.T) {
 }
 
 func TestParsers(t *testing.T) {
-	if v, err := parseVmRSS(strings.NewReader("VmRSS:\t  777 kB\n")); err != nil || v != 777 {
+	if v, err := loopback.ParseVmRSS(strings.NewReader("VmRSS:\t  777 kB\n")); err != nil || v != 777 {
 		t.Fatal(v, err)
 	}
-	m, err := parseMetrics(strings.NewReader("# x\ngo_goroutines 12\nprocess_open_fds 9\nother{l=\"v\"} 1\n"), metricGoroutines, metricOpenFDs)
+	m, err := loopback.ParseMetrics(strings.NewReader("# x\ngo_goroutines 12\nprocess_open_fds 9\nother{l=\"v\"} 1\n"), metricGoroutines, metricOpenFDs)
 	if err != nil || m[metricGoroutines] != 12 || m[metricOpenFDs] != 9 {
 		t.Fatal(m, err)
 	}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/agentstore/agentstore/internal/tools/loopback"
 )
 
 // Server metrics soak reads from /metrics.
@@ -112,12 +114,12 @@ type sampler struct {
 // and reopened once if it broke.
 func (s *sampler) read(ctx context.Context) (Sample, error) {
 	var smp Sample
-	rss, err := readRSS(s.pid)
+	rss, err := loopback.ReadRSS(s.pid)
 	if err != nil {
 		return smp, fmt.Errorf("server process %d: %w", s.pid, err)
 	}
 	smp.RSSKiB = float64(rss)
-	m, err := scrape(ctx, s.client, s.metrics, metricGoroutines, metricOpenFDs, metricHeapInuse, metricWSConns)
+	m, err := loopback.Scrape(ctx, s.client, s.metrics, metricGoroutines, metricOpenFDs, metricHeapInuse, metricWSConns)
 	if err != nil {
 		return smp, err
 	}
@@ -192,7 +194,7 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Report, error) {
 	wsu.RawQuery = url.Values{"access_token": {cfg.Token}}.Encode()
 	metrics := base.String() + "/metrics"
 
-	mc := newHTTPClient(1, cfg.Timeout)
+	mc := loopback.HTTPClient(1, cfg.Timeout)
 	mc.Transport.(*http.Transport).DisableKeepAlives = true // no idle connection of ours in the samples
 	smp := &sampler{pid: cfg.ServerPID, metrics: metrics, client: mc, dbURL: cfg.DBURL}
 	defer smp.close()
@@ -201,9 +203,9 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Report, error) {
 	}
 
 	c := newCounters()
-	rest := &restLoad{cfg: cfg, base: base.String(), client: newHTTPClient(cfg.Workers, cfg.Timeout), c: c}
+	rest := &restLoad{cfg: cfg, base: base.String(), client: loopback.HTTPClient(cfg.Workers, cfg.Timeout), c: c}
 	defer rest.client.CloseIdleConnections()
-	ws := &wsLoad{cfg: cfg, url: wsu.String(), dialer: newDialer(cfg.Timeout), runs: rest.someRun, c: c}
+	ws := &wsLoad{cfg: cfg, url: wsu.String(), dialer: loopback.WSDialer(cfg.Timeout), runs: rest.someRun, c: c}
 
 	rep := &Report{
 		Started: time.Now().UTC(), DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), SampleS: cfg.Sample.Seconds(),

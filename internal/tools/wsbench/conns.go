@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/agentstore/agentstore/internal/tools/loopback"
 )
 
 // channelRuns is the channel of every run event of the token's tenant.
@@ -31,7 +33,7 @@ type reply struct {
 func openConns(ctx context.Context, u string, n, parallel int, subscribe bool, timeout time.Duration) ([]*websocket.Conn, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	dialer := newDialer(timeout)
+	dialer := loopback.WSDialer(timeout)
 	conns := make([]*websocket.Conn, n)
 	sem := make(chan struct{}, parallel)
 	var (

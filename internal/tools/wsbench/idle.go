@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/agentstore/agentstore/internal/tools/loopback"
 )
 
 // Server metrics the idle mode reads, when it can.
@@ -88,13 +90,13 @@ func RunIdle(ctx context.Context, cfg Config, logw io.Writer) (*IdleResult, erro
 
 	// One fresh connection per scrape, closed after it, so that the
 	// scrapes leave no idle keep-alive connection in the server.
-	mc := newHTTPClient(1, cfg.Timeout)
+	mc := loopback.HTTPClient(1, cfg.Timeout)
 	mc.Transport.(*http.Transport).DisableKeepAlives = true
 	snapshot := func() *ServerSnapshot {
 		if metricsURL == "-" || res.MetricsUnavailable != "" {
 			return nil
 		}
-		m, err := scrape(ctx, mc, metricsURL, metricGoroutines, metricHeapInuse, metricOpenFDs, metricWSConns)
+		m, err := loopback.Scrape(ctx, mc, metricsURL, metricGoroutines, metricHeapInuse, metricOpenFDs, metricWSConns)
 		if err != nil {
 			res.MetricsUnavailable = err.Error()
 			return nil
@@ -108,7 +110,7 @@ func RunIdle(ctx context.Context, cfg Config, logw io.Writer) (*IdleResult, erro
 		if i > 0 {
 			sleep(ctx, 300*time.Millisecond)
 		}
-		v, err := readRSS(res.ServerPID)
+		v, err := loopback.ReadRSS(res.ServerPID)
 		if err != nil {
 			return nil, fmt.Errorf("server process %d: %w", res.ServerPID, err)
 		}
@@ -152,7 +154,7 @@ func RunIdle(ctx context.Context, cfg Config, logw io.Writer) (*IdleResult, erro
 	holdEnd := time.Now().Add(cfg.Hold)
 	mid := time.Now().Add(cfg.Hold / 2)
 	for ctx.Err() == nil {
-		v, err := readRSS(res.ServerPID)
+		v, err := loopback.ReadRSS(res.ServerPID)
 		if err != nil {
 			closing.Store(true)
 			closeAll(conns, readersDone, time.Second)
@@ -177,7 +179,7 @@ func RunIdle(ctx context.Context, cfg Config, logw io.Writer) (*IdleResult, erro
 	closeAll(conns, readersDone, 3*time.Second)
 	<-readersDone
 	sleep(ctx, 2*time.Second)
-	if v, err := readRSS(res.ServerPID); err == nil {
+	if v, err := loopback.ReadRSS(res.ServerPID); err == nil {
 		res.RSSAfterCloseKiB = v
 	}
 

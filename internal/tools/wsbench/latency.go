@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/agentstore/agentstore/internal/tools/loopback"
 )
 
 // LatencyResult is what the fan-out latency mode measured.
@@ -377,7 +379,7 @@ type published struct {
 func publish(ctx context.Context, cfg Config, u string, rec *recorder) *published {
 	total := int(rec.warm + rec.measure)
 	p := &published{ok: make([]bool, total), status: map[string]int64{}, latency: &histogram{}}
-	client := newHTTPClient(cfg.Publishers, cfg.Timeout)
+	client := loopback.HTTPClient(cfg.Publishers, cfg.Timeout)
 	defer client.CloseIdleConnections()
 
 	interval := float64(time.Second) / cfg.Rate

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/agentstore/agentstore/internal/tools/loopback"
 )
 
 func TestURLsRefuseOtherHosts(t *testing.T) {
@@ -39,10 +41,10 @@ func TestURLsRefuseOtherHosts(t *testing.T) {
 	if u, _ := apiURL("ws://127.0.0.1:8080", "/v1/runs"); u != "http://127.0.0.1:8080/v1/runs" {
 		t.Errorf("apiURL = %q", u)
 	}
-	if err := loopbackOnly("tcp", "192.0.2.1:80", nil); err == nil {
+	if err := loopback.Control("tcp", "192.0.2.1:80", nil); err == nil {
 		t.Error("loopbackOnly accepted 192.0.2.1")
 	}
-	if err := loopbackOnly("tcp", "[::1]:80", nil); err != nil {
+	if err := loopback.Control("tcp", "[::1]:80", nil); err != nil {
 		t.Errorf("loopbackOnly refused ::1: %v", err)
 	}
 }
@@ -89,24 +91,6 @@ func TestHistogram(t *testing.T) {
 		if math.Abs(c.got-c.want)/c.want > 0.01 {
 			t.Errorf("quantile %v, want %v ± 1%%", c.got, c.want)
 		}
-	}
-}
-
-func TestParsers(t *testing.T) {
-	rss, err := parseVmRSS(strings.NewReader("Name:\tx\nVmPeak:\t 10 kB\nVmRSS:\t   12345 kB\n"))
-	if err != nil || rss != 12345 {
-		t.Fatalf("%d, %v", rss, err)
-	}
-	if _, err := parseVmRSS(strings.NewReader("Name:\tx\n")); err == nil {
-		t.Fatal("no VmRSS accepted")
-	}
-	if v, err := readRSS(os.Getpid()); err != nil || v <= 0 {
-		t.Fatalf("own RSS %d, %v", v, err)
-	}
-	m, err := parseMetrics(strings.NewReader("# HELP go_goroutines x\ngo_goroutines 42\nprocess_open_fds 7\nhttp_x{a=\"b\"} 3\n"),
-		"go_goroutines", "process_open_fds", "missing")
-	if err != nil || m["go_goroutines"] != 42 || m["process_open_fds"] != 7 || len(m) != 2 {
-		t.Fatalf("%v, %v", m, err)
 	}
 }
 
