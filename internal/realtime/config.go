@@ -14,7 +14,7 @@ const (
 	DefaultMaxMessageBytes  = 64 << 10
 	DefaultHistorySize      = 1000
 	DefaultHistoryTTL       = 5 * time.Minute
-	DefaultSendQueue        = 64
+	DefaultSendQueue        = 256
 	DefaultPingInterval     = 25 * time.Second
 	DefaultPongWait         = 60 * time.Second
 	DefaultWriteWait        = 10 * time.Second
@@ -42,7 +42,9 @@ type Config struct {
 	HistoryTTL time.Duration
 	// SendQueue is the number of frames a connection may have waiting to
 	// be written; a subscriber that falls further behind is disconnected
-	// (close 1008) rather than slowing anyone else.
+	// (close 1008) rather than slowing anyone else. A subscribe's reply and
+	// its replay are queued whole. Waiting frames are shared with the other
+	// subscribers, so a full queue costs a slice of SendQueue references.
 	SendQueue int
 	// PingInterval is how often the server pings; it must be shorter than
 	// PongWait.

@@ -19,14 +19,17 @@ import (
 // close frame before it drops the TCP connection.
 const closeGrace = 2 * time.Second
 
-// conn is one WebSocket connection. Its reader goroutine (the HTTP
-// handler's) reads and handles frames in order; its writer goroutine,
-// which the reader starts and waits for, is the only one that writes data
-// frames. Everything else reaches the client through the send queue.
+// conn is one WebSocket connection. Its reader goroutine reads and handles
+// frames in order; its writer goroutine, which the reader starts and waits
+// for, is the only one that writes data frames. Everything else reaches
+// the client through the send queue: a slice under qmu that the writer
+// swaps out whole, so a writer that fell behind catches up with one
+// network write for everything that waits.
 type conn struct {
 	hub          *Hub
 	ws           *websocket.Conn
-	id           string // origin of the events this connection publishes
+	nc           *batchConn // ws's connection; nil when it is not one
+	id           string     // origin of the events this connection publishes
 	ip           string
 	tenantID     uuid.UUID // fixed for the connection's life: refresh keeps it
 	headerTenant string
@@ -42,8 +45,15 @@ type conn struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	send   chan [][]byte
-	expiry *time.Timer // fires when the token expires; reset by "auth"
+	expiry *time.Timer // kicks with 4001 when the token expires; reset by "auth"
+	pinger *time.Timer // asks the writer for a ping every PingInterval
+
+	armed time.Time // the write deadline in force; owned by the writer
+
+	qmu     sync.Mutex
+	queue   [][]byte      // frames waiting for the writer, at most SendQueue before a batch
+	pingDue bool          // the writer owes the client a ping
+	wake    chan struct{} // capacity 1: the queue or pingDue changed, or the connection is ending
 
 	once        sync.Once
 	done        chan struct{} // closed by kick: the connection is ending
@@ -63,6 +73,9 @@ func (c *conn) kick(code int, reason string) bool {
 		close(c.done)
 		first = true
 	})
+	if first {
+		c.notify()
+	}
 	return first
 }
 
@@ -85,25 +98,45 @@ func (c *conn) slow() {
 	}
 }
 
-// enqueue queues frames to be written together, without blocking; a full
-// queue drops the connection.
-func (c *conn) enqueue(frames [][]byte) bool {
+// enqueue queues frames to be written in order, without blocking. Once
+// SendQueue frames wait, the connection is dropped instead; a batch (a
+// subscribe's reply with its replay) is queued whole.
+func (c *conn) enqueue(frames ...[]byte) bool {
 	if c.ending() {
 		return false
 	}
-	select {
-	case c.send <- frames:
-		return true
-	default:
+	c.qmu.Lock()
+	if len(c.queue) >= c.hub.cfg.SendQueue {
+		c.qmu.Unlock()
 		c.slow()
 		return false
 	}
+	c.queue = append(c.queue, frames...)
+	c.qmu.Unlock()
+	c.notify()
+	return true
 }
 
-func (c *conn) reply(f replyFrame) { c.enqueue([][]byte{encodeReply(f)}) }
+// notify wakes the writer, unless a wake-up is already pending.
+func (c *conn) notify() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// schedulePing runs on the ping timer's goroutine.
+func (c *conn) schedulePing() {
+	c.qmu.Lock()
+	c.pingDue = true
+	c.qmu.Unlock()
+	c.notify()
+}
+
+func (c *conn) reply(f replyFrame) { c.enqueue(encodeReply(f)) }
 
 func (c *conn) replyError(ref string, e *protocolError) {
-	c.enqueue([][]byte{encodeError(ref, e)})
+	c.enqueue(encodeError(ref, e))
 }
 
 // run serves the connection until it ends, then releases everything it
@@ -114,6 +147,7 @@ func (c *conn) run() {
 	c.kick(0, "")
 	<-c.writerDone
 	c.expiry.Stop()
+	c.pinger.Stop()
 	for _, s := range c.subs {
 		c.hub.removeSub(s)
 	}
@@ -157,34 +191,74 @@ func isNetError(err error) bool {
 	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
+// keepQueue is the largest queue capacity the writer keeps between
+// batches; a larger one, left by a burst, goes back to the garbage
+// collector so that idle connections stay small.
+const keepQueue = 16
+
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
-	cfg := c.hub.cfg
-	ping := time.NewTicker(cfg.PingInterval)
-	defer ping.Stop()
+	var spare [][]byte
 	for {
+		<-c.wake // kick wakes it too
 		if c.ending() {
 			c.finish()
 			return
 		}
-		select {
-		case <-c.done:
-		case frames := <-c.send:
-			for _, f := range frames {
-				_ = c.ws.SetWriteDeadline(time.Now().Add(cfg.WriteWait))
-				if err := c.ws.WriteMessage(websocket.TextMessage, f); err != nil {
-					c.kick(0, "")
-					break
-				}
-			}
-		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteWait)); err != nil {
-				c.kick(0, "")
-			}
-		case <-c.expiry.C:
-			c.kick(CloseTokenExpired, "token expired")
+		c.qmu.Lock()
+		batch, ping := c.queue, c.pingDue
+		c.queue, c.pingDue = spare, false
+		c.qmu.Unlock()
+		if !c.write(batch, ping) {
+			c.kick(0, "")
+		}
+		clear(batch) // the frames belong to events other connections share
+		spare = batch[:0]
+		if cap(spare) > keepQueue {
+			spare = nil
 		}
 	}
+}
+
+// write writes a ping when ping is set, then frames, in one system call
+// when there are several, and reports whether the connection took them.
+func (c *conn) write(frames [][]byte, ping bool) bool {
+	deadline := c.writeDeadline()
+	if ping {
+		if err := c.ws.WriteControl(websocket.PingMessage, nil, deadline); err != nil {
+			return false
+		}
+		c.pinger.Reset(c.hub.cfg.PingInterval)
+	}
+	if len(frames) == 0 {
+		return true
+	}
+	_ = c.ws.SetWriteDeadline(deadline)
+	held := len(frames) > 1 && c.nc != nil
+	if held {
+		c.nc.hold()
+	}
+	for _, f := range frames {
+		if err := c.ws.WriteMessage(websocket.TextMessage, f); err != nil {
+			if held {
+				_ = c.nc.flush()
+			}
+			return false
+		}
+	}
+	return !held || c.nc.flush() == nil
+}
+
+// writeDeadline is the deadline of the next write: the one in force until
+// half of WriteWait has passed, then WriteWait from now. Every write thus
+// ends within WriteWait of its start, and the deadline (a runtime timer)
+// is re-armed about twice per WriteWait instead of once per frame.
+func (c *conn) writeDeadline() time.Time {
+	now := time.Now()
+	if c.armed.Sub(now) < c.hub.cfg.WriteWait/2 {
+		c.armed = now.Add(c.hub.cfg.WriteWait)
+	}
+	return c.armed
 }
 
 // finish sends the close frame, gives the client a moment to answer it,
@@ -420,31 +494,30 @@ type subscription struct {
 	closed    bool
 }
 
-// deliver queues a live event, in offset order and at most once.
-func (s *subscription) deliver(e *event) {
+// deliver queues a live event, in offset order and at most once, and
+// reports whether it was queued for the client.
+func (s *subscription) deliver(e *event) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return
+		return false
 	}
 	if s.buffering {
 		if len(s.buf) >= s.c.hub.cfg.SendQueue {
 			s.c.slow()
-			return
+			return false
 		}
 		s.buf = append(s.buf, e)
-		return
+		return false
 	}
 	if e.offset <= s.last {
-		return
+		return false
 	}
 	s.last = e.offset
 	if e.origin == s.c.id {
-		return
+		return false
 	}
-	if s.c.enqueue([][]byte{e.frame()}) {
-		s.c.hub.m.delivered(1)
-	}
+	return s.c.enqueue(e.frame())
 }
 
 // start queues the subscribed reply, the replayed events and the live
@@ -468,7 +541,7 @@ func (s *subscription) start(reply []byte, replay []*event, top uint64) {
 		}
 	}
 	s.buf, s.buffering = nil, false
-	if s.c.enqueue(frames) {
+	if s.c.enqueue(frames...) {
 		s.c.hub.m.delivered(len(frames) - 1)
 	}
 }

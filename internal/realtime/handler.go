@@ -119,7 +119,7 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ws, err := e.hub.upgrader.Upgrade(w, r, http.Header{headerRequestID: {reqID}})
+	ws, err := e.hub.upgrader.Upgrade(batchHijacker{w}, r, http.Header{headerRequestID: {reqID}})
 	if err != nil {
 		return // the upgrader answered the request
 	}
@@ -149,18 +149,20 @@ func (e *endpoint) newConn(ws *websocket.Conn, r *http.Request, v tenant.Viewer,
 	} else {
 		ip = r.RemoteAddr
 	}
+	nc, _ := ws.NetConn().(*batchConn)
 	c := &conn{
-		hub: h, ws: ws, id: uuid.NewString(), ip: ip, tenantID: v.TenantID,
+		hub: h, ws: ws, nc: nc, id: uuid.NewString(), ip: ip, tenantID: v.TenantID,
 		headerTenant: r.Header.Get(headerTenantID),
 		auth:         e.auth, runs: e.runs, limiter: e.limiter,
 		viewer: v,
 		subs:   make(map[string]*subscription),
 		runOK:  make(map[uuid.UUID]bool),
-		send:   make(chan [][]byte, h.cfg.SendQueue),
-		expiry: time.NewTimer(time.Until(expiry)),
+		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}), readerDone: make(chan struct{}), writerDone: make(chan struct{}),
 	}
 	c.ctx, c.cancel = context.WithCancel(h.base)
+	c.expiry = time.AfterFunc(time.Until(expiry), func() { c.kick(CloseTokenExpired, "token expired") })
+	c.pinger = time.AfterFunc(h.cfg.PingInterval, c.schedulePing)
 	return c
 }
 

@@ -131,10 +131,14 @@ func (h *Hub) Publish(ctx context.Context, tenantID, runID uuid.UUID, event stri
 // It never blocks: a subscriber whose queue is full is disconnected.
 func (h *Hub) dispatch(e *event) {
 	h.mu.RLock()
-	defer h.mu.RUnlock()
+	n := 0
 	for s := range h.subs[e.key] {
-		s.deliver(e)
+		if s.deliver(e) {
+			n++
+		}
 	}
+	h.mu.RUnlock()
+	h.m.delivered(n)
 }
 
 // resync closes every connection that has a subscription, because events

@@ -114,17 +114,28 @@ func benchEvent(frame []byte) (bench []byte, seq, sent int64, ok bool) {
 	if !bytes.Contains(frame, patEvent) || !bytes.Contains(frame, patRuns) || !bytes.Contains(frame, patCreated) {
 		return nil, 0, 0, false
 	}
-	bench, ok = stringAfter(frame, patBenchKey)
+	// The three keys sit together in the run's metadata, "wsbench" first
+	// (insertion order on SQLite, jsonb's shortest-first on PostgreSQL):
+	// look for the others after it, and in the whole frame only if needed.
+	i := bytes.Index(frame, patBenchKey)
+	if i < 0 {
+		return nil, 0, 0, false
+	}
+	meta := frame[i:]
+	bench, ok = stringAfter(meta, patBenchKey)
 	if !ok {
 		return nil, 0, 0, false
 	}
-	seq, ok = intAfter(frame, patSeqKey)
-	if !ok {
-		return nil, 0, 0, false
+	if seq, ok = intAfter(meta, patSeqKey); !ok {
+		if seq, ok = intAfter(frame, patSeqKey); !ok {
+			return nil, 0, 0, false
+		}
 	}
-	t, ok := stringAfter(frame, patTKey)
+	t, ok := stringAfter(meta, patTKey)
 	if !ok {
-		return nil, 0, 0, false
+		if t, ok = stringAfter(frame, patTKey); !ok {
+			return nil, 0, 0, false
+		}
 	}
 	sent, err := strconv.ParseInt(string(t), 10, 64)
 	return bench, seq, sent, err == nil
