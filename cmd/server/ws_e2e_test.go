@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,4 +209,140 @@ func TestWebSocketLimitsOnTheBinary(t *testing.T) {
 			break
 		}
 	})
+}
+
+// TestWebSocketThroughRedisRestart stops Redis under two instances while
+// runs are written through both: the writes keep succeeding, a subscriber
+// keeps receiving the events of the runs written through its own
+// instance, and once Redis is back it is told to resync (1012), learns on
+// resubscribing that it may have missed events, and receives runs written
+// through the other instance again.
+func TestWebSocketThroughRedisRestart(t *testing.T) {
+	t.Parallel()
+	rd := newRedis(t)
+	dbURL := dbtest.NewDatabase(t)
+	out, err := command(t, []string{"DATABASE_URL=" + dbURL}, "migrate", "apply")
+	require.NoError(t, err, out)
+	env := []string{"DATABASE_URL=" + dbURL, "REDIS_URL=" + rd.url(), "SUPABASE_JWT_SECRET=" + e2eSecret,
+		"RATE_LIMIT_FAIL_MODE=open", "RATE_LIMIT_MAX=1000000"}
+	a, b := start(t, env...), start(t, env...)
+	tok := mint(t, "3f0b8a2e-9c4d-4e5f-8a6b-7c8d9e0f1a2b")
+
+	// Background load through both instances for the whole test: every
+	// write must succeed, Redis or not.
+	stop := make(chan struct{})
+	var load sync.WaitGroup
+	var loadErr atomic.Value
+	var written atomic.Int64
+	for _, s := range []*server{a, b} {
+		load.Go(func() {
+			client := &http.Client{Timeout: 10 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				req, _ := http.NewRequest("POST", s.base+"/v1/runs", strings.NewReader(`{"agentName":"load"}`))
+				req.Header.Set("Authorization", "Bearer "+tok)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					loadErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				_ = resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated {
+					loadErr.CompareAndSwap(nil, "status "+resp.Status)
+					continue
+				}
+				written.Add(1)
+			}
+		})
+	}
+	defer func() { close(stop); load.Wait() }()
+
+	subscribe := func(since *uint64) (*websocket.Conn, wsFrame) {
+		c := dialWS(t, a, tok)
+		m := map[string]any{"type": "subscribe", "ref": "1", "channel": "runs"}
+		if since != nil {
+			m["since"] = *since
+		}
+		require.NoError(t, c.WriteJSON(m))
+		f := readFrame(t, c)
+		require.Equal(t, "subscribed", f.Type, "%+v", f)
+		return c, f
+	}
+	var last uint64
+	// create writes a run through s and returns its id; await reads sub
+	// until that run's run.created, checking that offsets rise.
+	create := func(s *server, name string) string {
+		code, body := s.call(t, "POST", "/v1/runs", tok, `{"agentName":"`+name+`"}`)
+		require.Equal(t, http.StatusCreated, code, body)
+		var run struct{ ID string }
+		require.NoError(t, json.Unmarshal([]byte(body), &run))
+		return run.ID
+	}
+	await := func(sub *websocket.Conn, id string) {
+		t.Helper()
+		for {
+			f := readFrame(t, sub)
+			require.Equal(t, "event", f.Type, "%+v", f)
+			require.Greater(t, f.Offset, last, "offsets rise")
+			last = f.Offset
+			if f.Event == "run.created" && strings.Contains(string(f.Data), `"id":"`+id+`"`) {
+				return
+			}
+		}
+	}
+
+	sub, f := subscribe(nil)
+	last = f.Offset
+	await(sub, create(b, "before"))
+
+	rd.stop()
+	for i := 0; i < 5; i++ {
+		await(sub, create(a, "during-"+strconv.Itoa(i))) // local delivery continues
+	}
+	create(b, "during-elsewhere") // acknowledged; its event cannot cross without Redis
+	w0 := written.Load()
+	require.Eventually(t, func() bool { return written.Load() >= w0+10 }, 20*time.Second, 10*time.Millisecond,
+		"the background load goes on while Redis is down")
+	rd.start()
+
+	// Told to resync once Redis is back.
+	require.NoError(t, sub.SetReadDeadline(time.Now().Add(30*time.Second)))
+	for {
+		_, _, err := sub.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			require.ErrorAs(t, err, &ce)
+			require.Equal(t, 1012, ce.Code)
+			break
+		}
+	}
+	// Both instances rejoin Redis.
+	require.Eventually(t, func() bool {
+		for _, s := range []*server{a, b} {
+			_, m := s.get(t, "/metrics")
+			if !strings.Contains(m, "\nagentstore_ws_local_only 0\n") {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 100*time.Millisecond, "instances leave local-only mode")
+
+	sub, f = subscribe(&last)
+	require.NotNil(t, f.Recovered)
+	assert.False(t, *f.Recovered, "the run written through b during the outage never reached a")
+	require.Greater(t, f.Offset, last)
+	last = f.Offset
+	await(sub, create(b, "after")) // cross-instance delivery resumed
+
+	close(stop)
+	load.Wait()
+	stop = make(chan struct{}) // for the deferred close
+	assert.Nil(t, loadErr.Load(), "every write succeeded through the outage")
+	require.NoError(t, a.stop(t))
+	require.NoError(t, b.stop(t))
 }

@@ -170,6 +170,24 @@ func (b *memBroker) snapshot(_ context.Context, key chanKey, since *uint64) (uin
 	return ch.top, out, nil
 }
 
+// tops returns the last offset of every live channel.
+func (b *memBroker) tops() map[chanKey]uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[chanKey]uint64, len(b.chans))
+	for k, ch := range b.chans {
+		out[k] = ch.top
+	}
+	return out
+}
+
+// reset forgets every channel.
+func (b *memBroker) reset() {
+	b.mu.Lock()
+	clear(b.chans)
+	b.mu.Unlock()
+}
+
 // sweep forgets expired channels until stop.
 func (b *memBroker) sweep() {
 	defer close(b.done)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -111,10 +113,14 @@ type env struct {
 	names    []string // Redis client name of each hub
 	rdb      *redis.Client
 	prefix   string
+	proxy    *tcpProxy
 }
 
 type envOpts struct {
-	hubs    int
+	hubs int
+	// proxy puts a tcpProxy between the hubs and Redis, which the test can
+	// cut (e.proxy).
+	proxy   bool
 	cfg     func(*Config)
 	limiter func(e *env) EventLimiter
 }
@@ -132,6 +138,9 @@ func newEnv(t *testing.T, mode string, o envOpts) *env {
 		e.rdb = testRedis(t)
 		e.prefix = testPrefix(t, e.rdb)
 		e.cfg.KeyPrefix = e.prefix
+		if o.proxy {
+			e.proxy = newTCPProxy(t, e.rdb.Options().Addr)
+		}
 	}
 	if o.cfg != nil {
 		o.cfg(&e.cfg)
@@ -146,6 +155,13 @@ func newEnv(t *testing.T, mode string, o envOpts) *env {
 			name := fmt.Sprintf("wstest-%d-%d", i, time.Now().UnixNano())
 			rdb = testRedisNamed(t, name) // one client per instance, as in production
 			e.names = append(e.names, name)
+			if e.proxy != nil {
+				opts := *rdb.Options()
+				opts.Addr = e.proxy.addr
+				opts.MaxRetries = -1 // fail fast while cut, as against a stopped server
+				rdb = redis.NewClient(&opts)
+				t.Cleanup(func() { _ = rdb.Close() })
+			}
 		}
 		m := NewMetrics(prometheus.NewRegistry())
 		h, err := New(context.Background(), e.cfg, rdb, nil, m)
@@ -307,3 +323,78 @@ func (c *client) closeCode(wait time.Duration) int {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// tcpProxy forwards TCP connections to a target (the test's Redis) until
+// cut, which closes its listener and every connection as a stopped server
+// would; restore listens again on the same address.
+type tcpProxy struct {
+	t      *testing.T
+	addr   string
+	target string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]struct{}
+}
+
+func newTCPProxy(t *testing.T, target string) *tcpProxy {
+	p := &tcpProxy{t: t, target: target, conns: make(map[net.Conn]struct{})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *tcpProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			if p.ln != ln {
+				p.mu.Unlock()
+				_ = c.Close()
+				_ = up.Close()
+				return
+			}
+			p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
+			go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
+		}
+	}()
+}
+
+// cut stops the proxy: new connections are refused, open ones closed.
+func (p *tcpProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		_ = p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		_ = c.Close()
+	}
+	clear(p.conns)
+}
+
+// restore listens again on the proxy's address.
+func (p *tcpProxy) restore() {
+	p.t.Helper()
+	ln, err := net.Listen("tcp", p.addr)
+	require.NoError(p.t, err)
+	p.serve(ln)
+}

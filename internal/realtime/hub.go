@@ -90,7 +90,7 @@ func New(ctx context.Context, cfg Config, rdb *redis.Client, log *slog.Logger, m
 	if rdb == nil {
 		h.broker = newMemBroker(cfg.HistorySize, cfg.HistoryTTL, h.dispatch)
 	} else {
-		b, err := newRedisBroker(ctx, rdb, cfg.KeyPrefix, cfg.HistorySize, cfg.HistoryTTL, h.dispatch, h.resync, log)
+		b, err := newRedisBroker(ctx, rdb, cfg.KeyPrefix, cfg.HistorySize, cfg.HistoryTTL, h.dispatch, h.resync, log, m)
 		if err != nil {
 			h.cancel()
 			return nil, err

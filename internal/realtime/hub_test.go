@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -691,6 +692,55 @@ func TestRedisLinkLoss(t *testing.T) {
 	// Live events flow again through the new pub/sub connection.
 	e.hubs[1].Publish(ctx, tenantID, runID, "run.updated", map[string]int{"i": 2})
 	require.Equal(t, since+2, sub.expect(typeEvent).offset())
+}
+
+// TestRedisOutage stops Redis under two hubs: events written through a
+// hub keep reaching its own subscribers, with growing offsets; once Redis
+// is back, subscribed connections are closed with 1012, a resubscription
+// with since learns that events may have been missed, and events cross
+// instances again with offsets above every local one.
+func TestRedisOutage(t *testing.T) {
+	e := newEnv(t, modeRedis, envOpts{hubs: 2, proxy: true})
+	tenantID := uuid.New()
+	runID := e.runs.add(tenantID)
+	ctx := context.Background()
+	sub := e.dial(t, 0, token(t, tenantID, 0))
+	top := sub.subscribe("1", "runs", nil).offset()
+	e.hubs[1].Publish(ctx, tenantID, runID, "run.updated", map[string]int{"i": 0})
+	before := sub.expect(typeEvent).offset()
+	require.Equal(t, top+1, before)
+
+	e.proxy.cut()
+	var last uint64
+	for i := 1; i <= 3; i++ {
+		e.hubs[0].Publish(ctx, tenantID, runID, "run.updated", map[string]int{"i": i})
+		f := sub.expect(typeEvent)
+		require.Greater(t, f.offset(), max(before, last), "offsets grow through the outage")
+		require.JSONEq(t, fmt.Sprintf(`{"i":%d}`, i), string(f.Data))
+		last = f.offset()
+	}
+	require.Equal(t, 1.0, testutil.ToFloat64(e.metrics[0].localOnly))
+	// Written through the other instance: it cannot cross without Redis.
+	e.hubs[1].Publish(ctx, tenantID, runID, "run.updated", map[string]int{"i": 99})
+	time.Sleep(300 * time.Millisecond)
+	sub.ping("nothing crossed") // the next frame is the pong, not an event
+	// A new subscriber on the cut-off hub is served locally.
+	late := e.dial(t, 0, token(t, tenantID, 0))
+	require.Equal(t, last, late.subscribe("1", "runs", nil).offset())
+
+	e.proxy.restore()
+	require.Equal(t, CloseResync, sub.closeCode(15*time.Second))
+	require.Equal(t, CloseResync, late.closeCode(5*time.Second))
+	require.Equal(t, 0.0, testutil.ToFloat64(e.metrics[0].localOnly))
+
+	sub = e.dial(t, 0, token(t, tenantID, 0))
+	s := sub.subscribe("2", "runs", &last)
+	require.False(t, *s.Recovered, "events written through hub 1 during the outage never reached hub 0")
+	require.Greater(t, s.offset(), last)
+	e.hubs[1].Publish(ctx, tenantID, runID, "run.updated", map[string]int{"i": 4})
+	f := sub.expect(typeEvent)
+	require.Equal(t, s.offset()+1, f.offset())
+	require.JSONEq(t, `{"i":4}`, string(f.Data))
 }
 
 // TestHistoryExpires forgets a channel HistoryTTL after its last event:

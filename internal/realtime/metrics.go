@@ -19,6 +19,7 @@ type Metrics struct {
 	subscriptions prometheus.Gauge
 	deliveries    prometheus.Counter
 	dropped       *prometheus.CounterVec
+	localOnly     prometheus.Gauge
 }
 
 // NewMetrics registers the hub's series on reg:
@@ -27,6 +28,7 @@ type Metrics struct {
 //	agentstore_ws_subscriptions
 //	agentstore_ws_deliveries_total
 //	agentstore_ws_dropped_connections_total{reason="slow_consumer"|"resync"}
+//	agentstore_ws_local_only
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -43,12 +45,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "agentstore_ws_dropped_connections_total",
-			Help: "WebSocket connections the server closed: slow_consumer (send queue full) or resync (Redis pub/sub link lost).",
+			Help: "WebSocket connections the server closed: slow_consumer (send queue full) or resync (Redis was unreachable, or the pub/sub link broke).",
 		}, []string{"reason"}),
+		localOnly: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "agentstore_ws_local_only",
+			Help: "1 while Redis is unreachable and this instance delivers only the events written through it.",
+		}),
 	}
 	m.dropped.WithLabelValues(dropSlowConsumer)
 	m.dropped.WithLabelValues(dropResync)
-	reg.MustRegister(m.connections, m.subscriptions, m.deliveries, m.dropped)
+	reg.MustRegister(m.connections, m.subscriptions, m.deliveries, m.dropped, m.localOnly)
 	return m
 }
 
@@ -73,5 +79,15 @@ func (m *Metrics) delivered(n int) {
 func (m *Metrics) drop(reason string) {
 	if m != nil {
 		m.dropped.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) setLocalOnly(on bool) {
+	if m != nil {
+		v := 0.0
+		if on {
+			v = 1
+		}
+		m.localOnly.Set(v)
 	}
 }

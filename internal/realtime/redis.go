@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -72,6 +73,17 @@ end
 return {top, redis.call('XRANGE', KEYS[2], ARGV[2], '+', 'COUNT', ARGV[3])}
 `)
 
+// raiseScript raises a channel's offset to at least ARGV[1], keeping its
+// TTL of ARGV[2] ms: after a Redis outage, offsets continue above those
+// this instance gave out alone.
+var raiseScript = redis.NewScript(`
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+`)
+
 // redisBody is what the stream and the pub/sub message carry of an event.
 type redisBody struct {
 	Tenant uuid.UUID       `json:"t"`
@@ -82,6 +94,17 @@ type redisBody struct {
 
 // redisBroker shares offsets, history and events between instances
 // through Redis. Each instance holds one pub/sub connection.
+//
+// When Redis cannot be reached (a publish or snapshot fails, or the
+// pub/sub connection breaks) the broker goes local-only: events written
+// through this instance still reach its own subscribers, through a
+// memBroker whose offsets start from the clock in microseconds, above any
+// Redis gave out. Once Redis answers again and the pub/sub connection is
+// back, the offset of every channel used meanwhile is raised in Redis
+// above the local ones, and the subscribed connections are closed with
+// 1012: events written through other instances during the outage never
+// reached this one, and a resubscription with since says so
+// ("recovered": false).
 type redisBroker struct {
 	rdb      *redis.Client
 	prefix   string
@@ -91,23 +114,36 @@ type redisBroker struct {
 	dispatch func(*event)
 	resync   func()
 	log      *slog.Logger
+	m        *Metrics
+	local    *memBroker
+
+	// modeMu is held for reading by each publish and snapshot, and for
+	// writing to leave local-only, so that no local event is numbered
+	// after Redis's offsets were raised above the local ones.
+	modeMu    sync.RWMutex
+	localOnly atomic.Bool
+	linkUp    atomic.Bool // the pub/sub subscription is confirmed
 
 	mu      sync.Mutex
 	ps      *redis.PubSub
 	stopped bool
+	ctx     context.Context // ends with stop
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
+
+// probeEvery is how often a local-only broker checks whether Redis is back.
+const probeEvery = time.Second
 
 // healthEvery is how long the pub/sub connection may stay silent before
 // it is pinged; a second silence in a row replaces the connection.
 const healthEvery = 15 * time.Second
 
 func newRedisBroker(ctx context.Context, rdb *redis.Client, prefix string, size int, ttl time.Duration,
-	dispatch func(*event), resync func(), log *slog.Logger) (*redisBroker, error) {
+	dispatch func(*event), resync func(), log *slog.Logger, m *Metrics) (*redisBroker, error) {
 	b := &redisBroker{
 		rdb: rdb, prefix: prefix, pubsub: prefix + "events", size: size, ttl: ttl,
-		dispatch: dispatch, resync: resync, log: log, done: make(chan struct{}),
+		dispatch: dispatch, resync: resync, log: log, m: m, done: make(chan struct{}),
 	}
 	for _, s := range []*redis.Script{publishScript, snapshotScript} {
 		if err := s.Load(ctx, rdb).Err(); err != nil {
@@ -119,9 +155,10 @@ func newRedisBroker(ctx context.Context, rdb *redis.Client, prefix string, size 
 		return nil, err
 	}
 	b.ps = ps
-	loopCtx, cancel := context.WithCancel(context.Background())
-	b.cancel = cancel
-	go b.receive(loopCtx)
+	b.linkUp.Store(true)
+	b.local = newMemBroker(size, ttl, dispatch)
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	go b.receive(b.ctx)
 	return b, nil
 }
 
@@ -165,13 +202,98 @@ func (b *redisBroker) publish(ctx context.Context, keys []chanKey, name string, 
 		ks = append(ks, seq, log)
 		args = append(args, k.channel)
 	}
-	if err := publishScript.Run(ctx, b.rdb, ks, args...).Err(); err != nil {
-		return fmt.Errorf("realtime: publish to Redis: %w", err)
+	b.modeMu.RLock()
+	defer b.modeMu.RUnlock()
+	if !b.localOnly.Load() {
+		err := publishScript.Run(ctx, b.rdb, ks, args...).Err()
+		if err == nil || errors.Is(err, context.Canceled) {
+			return err
+		}
+		b.goLocal(fmt.Errorf("publish: %w", err))
 	}
-	return nil
+	return b.local.publish(ctx, keys, name, data, origin)
 }
 
 func (b *redisBroker) snapshot(ctx context.Context, key chanKey, since *uint64) (uint64, []*event, error) {
+	b.modeMu.RLock()
+	defer b.modeMu.RUnlock()
+	if !b.localOnly.Load() {
+		top, events, err := b.snapshotRedis(ctx, key, since)
+		if err == nil || errors.Is(err, context.Canceled) {
+			return top, events, err
+		}
+		b.goLocal(err)
+	}
+	return b.local.snapshot(ctx, key, since)
+}
+
+// goLocal makes the broker local-only, unless it already is.
+func (b *redisBroker) goLocal(cause error) {
+	if !b.localOnly.CompareAndSwap(false, true) {
+		return
+	}
+	b.log.Warn("realtime: Redis unreachable; events reach this instance's subscribers only until it is back", "err", cause)
+	b.m.setLocalOnly(true)
+	go b.probe()
+}
+
+// probe leaves local-only once Redis answers and the pub/sub connection is
+// back, unless the receive loop did first.
+func (b *redisBroker) probe() {
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	for b.localOnly.Load() {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if b.linkUp.Load() && b.rdb.Ping(b.ctx).Err() == nil {
+			b.rejoin(b.ctx)
+		}
+	}
+}
+
+// rejoin leaves local-only: it raises in Redis the offset of every channel
+// numbered locally meanwhile to above the local offsets, then closes the
+// subscribed connections with 1012 so that they resubscribe. It reports
+// false, staying local-only, when Redis failed again.
+func (b *redisBroker) rejoin(ctx context.Context) bool {
+	b.modeMu.Lock()
+	if !b.localOnly.Load() {
+		b.modeMu.Unlock()
+		return true // the probe or the receive loop did it
+	}
+	if err := b.raise(ctx, b.local.tops()); err != nil {
+		b.modeMu.Unlock()
+		b.log.Warn("realtime: Redis still failing", "err", err)
+		return false
+	}
+	b.local.reset()
+	b.localOnly.Store(false)
+	b.m.setLocalOnly(false)
+	b.modeMu.Unlock()
+	b.log.Warn("realtime: Redis is back; closing subscribed connections so they resync")
+	b.resync()
+	return true
+}
+
+// raise sets each channel's Redis offset to at least its top + 1, in one
+// round trip: a client that saw the local top then finds a gap.
+func (b *redisBroker) raise(ctx context.Context, tops map[chanKey]uint64) error {
+	if len(tops) == 0 {
+		return nil
+	}
+	pipe := b.rdb.Pipeline()
+	for k, top := range tops {
+		seq, _ := b.keys(k)
+		raiseScript.Eval(ctx, pipe, []string{seq}, top+1, b.ttl.Milliseconds())
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+func (b *redisBroker) snapshotRedis(ctx context.Context, key chanKey, since *uint64) (uint64, []*event, error) {
 	seq, log := b.keys(key)
 	start := ""
 	if since != nil {
@@ -250,12 +372,18 @@ func decodeMessage(payload string) (*event, error) {
 }
 
 // receive hands every pub/sub message to dispatch until stop. When the
-// connection broke, events may have been lost: once it is back, resync
-// tells the hub so.
+// connection breaks the broker goes local-only, and once it is back it
+// rejoins (see redisBroker).
 func (b *redisBroker) receive(ctx context.Context) {
 	defer close(b.done)
-	lost, pinged := false, false
+	pinged := false
 	backoff := 50 * time.Millisecond
+	lost := func(err error) {
+		pinged = false
+		if b.linkUp.Swap(false) {
+			b.goLocal(fmt.Errorf("pub/sub: %w", err))
+		}
+	}
 	for {
 		b.mu.Lock()
 		ps := b.ps
@@ -278,13 +406,10 @@ func (b *redisBroker) receive(ctx context.Context) {
 				if !b.replace(ctx) {
 					return
 				}
-				lost, pinged = true, false
+				lost(err)
 				continue
 			}
-			if !lost {
-				b.log.Warn("realtime: Redis pub/sub failed", "err", err)
-			}
-			lost, pinged = true, false
+			lost(err)
 			select {
 			case <-ctx.Done():
 				return
@@ -296,10 +421,8 @@ func (b *redisBroker) receive(ctx context.Context) {
 		backoff, pinged = 50*time.Millisecond, false
 		switch m := msg.(type) {
 		case *redis.Subscription:
-			if lost && m.Kind == "subscribe" {
-				lost = false
-				b.log.Warn("realtime: Redis pub/sub back; closing subscribed connections so they resync")
-				b.resync()
+			if m.Kind == "subscribe" && !b.linkUp.Swap(true) {
+				b.rejoin(ctx) // or probe, once Redis answers commands again
 			}
 		case *redis.Message:
 			e, err := decodeMessage(m.Payload)
@@ -331,4 +454,5 @@ func (b *redisBroker) stop() {
 	_ = b.ps.Close()
 	b.mu.Unlock()
 	<-b.done
+	b.local.stop()
 }
