@@ -237,12 +237,16 @@ func TestBadInputIsA4xxAndWritesNothing(t *testing.T) {
 			{"negative tokens", "POST", "/v1/usage", `{"model":"m","inputTokens":-5}`, 400, CodeInvalidArgument},
 			{"no such route", "GET", "/v1/nothing", nil, 404, CodeNotFound},
 			{"wrong method", "POST", "/healthz", nil, 405, CodeMethodNotAllowed},
-			{"no delete path", "DELETE", runPath, nil, 404, CodeNotFound},
+			{"no delete path", "DELETE", runPath, nil, 405, CodeMethodNotAllowed},
+			{"wrong method under v1", "PUT", "/v1/runs", `{"agentName":"x"}`, 405, CodeMethodNotAllowed},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				r := c.do(tc.method, tc.path, tc.body)
 				require.Equal(t, tc.status, r.status, string(r.body))
 				assert.Equal(t, tc.code, r.errCode(t))
+				if tc.status == http.StatusMethodNotAllowed {
+					assert.NotEmpty(t, r.header.Get("Allow"), "a 405 says which methods the path has")
+				}
 			})
 		}
 		var list List[Run]

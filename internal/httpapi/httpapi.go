@@ -81,21 +81,26 @@ func New(d Deps) *echo.Echo {
 	}
 
 	h := &handlers{st: d.Store, events: d.Events}
-	v1 := e.Group("/v1", append(limited, requireViewer)...)
-	v1.POST("/runs", h.createRun)
-	v1.GET("/runs", h.listRuns)
-	v1.GET("/runs/stats", h.runStats)
-	v1.GET("/runs/:id", h.getRun)
-	v1.PATCH("/runs/:id", h.patchRun)
-	v1.POST("/runs/:id/steps", h.appendSteps)
-	v1.GET("/runs/:id/steps", h.listSteps)
-	v1.POST("/runs/:id/tool-calls", h.appendToolCalls)
-	v1.GET("/runs/:id/tool-calls", h.listToolCalls)
-	v1.POST("/usage", h.recordUsage)
-	v1.GET("/usage/summary", h.usageSummary)
-	v1.GET("/audit-logs", h.listAudit)
-	v1.GET("/system-health", h.getHealth)
-	v1.POST("/system-health", h.recordHealth)
+	// The middleware goes on each route, not on the group: a group's
+	// middleware makes Echo add a catch-all route under its prefix, which
+	// answers a wrong method on a known path with 404 instead of 405.
+	mw := append(limited, requireViewer)
+	v1 := e.Group("/v1")
+	route := func(method, path string, handler echo.HandlerFunc) { v1.Add(method, path, handler, mw...) }
+	route(http.MethodPost, "/runs", h.createRun)
+	route(http.MethodGet, "/runs", h.listRuns)
+	route(http.MethodGet, "/runs/stats", h.runStats)
+	route(http.MethodGet, "/runs/:id", h.getRun)
+	route(http.MethodPatch, "/runs/:id", h.patchRun)
+	route(http.MethodPost, "/runs/:id/steps", h.appendSteps)
+	route(http.MethodGet, "/runs/:id/steps", h.listSteps)
+	route(http.MethodPost, "/runs/:id/tool-calls", h.appendToolCalls)
+	route(http.MethodGet, "/runs/:id/tool-calls", h.listToolCalls)
+	route(http.MethodPost, "/usage", h.recordUsage)
+	route(http.MethodGet, "/usage/summary", h.usageSummary)
+	route(http.MethodGet, "/audit-logs", h.listAudit)
+	route(http.MethodGet, "/system-health", h.getHealth)
+	route(http.MethodPost, "/system-health", h.recordHealth)
 	return e
 }
 
