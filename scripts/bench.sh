@@ -18,10 +18,14 @@
 #      from INFO commandstats, and the round trips per request from a short
 #      sample under MONITOR
 #   e. WebSocket (internal/tools/wsbench, its own process): publish-to-receive
-#      latency of run.created to 1,000 subscribers of "runs" while runs are
-#      created at 100/s — on one server (in-process hub), then on two
-#      servers sharing Redis with the runs created on the second — and the
-#      server memory per idle connection (5,000 connections, VmRSS)
+#      latency to 1,000 subscribers at 100 events/s from two sources — run
+#      created (run.created on "runs" while runs are created through
+#      POST /v1/runs: includes the HTTP request and a durable commit) and
+#      client publish (wsbench.tick on "run:<id>", publish frames of one
+#      WebSocket client: the hub alone) — on one server (in-process hub),
+#      then on two servers sharing Redis with the events sent on the
+#      second; and the server memory per idle connection (5,000
+#      connections, VmRSS)
 #   f. scale: one tenant's 1M seeded runs and 1M usage rows (30 days), 16
 #      clients: GET /v1/runs?limit=50, GET /v1/runs?status=failed&limit=50,
 #      GET /v1/runs/stats?groupBy=status&from=-30d and
@@ -44,7 +48,8 @@
 # BENCH_LIMITER_ROUNDS (5), BENCH_LIMITER_DURATION (6s),
 # BENCH_LIMITER_WARMUP (2s), BENCH_MONITOR_REQUESTS (500), BENCH_LOG_LEVEL
 # (info: the server logs one line per request, as in production),
-# BENCH_WS_SUBSCRIBERS (1000), BENCH_WS_RATE (100 runs/s),
+# BENCH_WS_SUBSCRIBERS (1000), BENCH_WS_RATE (100 events/s; at most 200,
+# the servers' WS_BROADCAST_MAX, for the client-publish runs),
 # BENCH_WS_DURATION (20s), BENCH_WS_WARMUP (3s), BENCH_WS_IDLE (5000
 # connections), BENCH_WS_IDLE_SETTLE (5s), BENCH_WS_IDLE_HOLD (20s),
 # BENCH_SCALE_RUNS (1000000), BENCH_SCALE_USAGE (usage rows, as many as
@@ -353,6 +358,12 @@ wsbench_run() {
   run "$out" "$tmp/wsbench" -json -label "$name" "$@" || { cat "$out" >&2; die "wsbench $name failed"; }
 }
 
+# ws_line NAME FILE prints the figures of a wsbench latency result.
+ws_line() {
+  printf 'bench: %-22s p50 %7.2fms  p99 %7.2fms  delivered %s of %s\n' "$1" "$(json_num p50 "$2")" \
+    "$(json_num p99 "$2")" "$(json_num delivered "$2")" "$(json_num expected "$2")" >&2
+}
+
 # server_pid PID checks that PID is the server itself (setsid did not
 # fork), whose memory and CPU time wsbench reads.
 server_pid() {
@@ -360,24 +371,31 @@ server_pid() {
   echo "$1"
 }
 
-log "e. WebSocket, one instance: $WS_SUBSCRIBERS subscribers, $WS_RATE runs/s, $WS_DURATION after $WS_WARMUP"
+# Each latency scenario runs twice on the same servers: events from runs
+# created (-source http), then from a WebSocket client's publish frames
+# (-source ws).
+log "e. WebSocket, one instance: $WS_SUBSCRIBERS subscribers, $WS_RATE events/s, $WS_DURATION after $WS_WARMUP"
 start_server ws-single RATE_LIMIT_DISABLED=true
 pid=$(server_pid "$SERVER_PID")
 wsbench_run ws-single "$raw/ws/single.json" -ws "$SERVER_URL" -token "$ws_token" -server-pid "$pid" \
-  -subscribers "$WS_SUBSCRIBERS" -rate "$WS_RATE" -d "$WS_DURATION" -warmup "$WS_WARMUP"
-printf 'bench: %-22s p50 %7.2fms  p99 %7.2fms  delivered %s of %s\n' ws-single "$(json_num p50 "$raw/ws/single.json")" \
-  "$(json_num p99 "$raw/ws/single.json")" "$(json_num delivered "$raw/ws/single.json")" "$(json_num expected "$raw/ws/single.json")" >&2
+  -subscribers "$WS_SUBSCRIBERS" -rate "$WS_RATE" -d "$WS_DURATION" -warmup "$WS_WARMUP" -source http
+ws_line ws-single "$raw/ws/single.json"
+wsbench_run ws-single-publish "$raw/ws/single-publish.json" -ws "$SERVER_URL" -token "$ws_token" -server-pid "$pid" \
+  -subscribers "$WS_SUBSCRIBERS" -rate "$WS_RATE" -d "$WS_DURATION" -warmup "$WS_WARMUP" -source ws
+ws_line ws-single-publish "$raw/ws/single-publish.json"
 stop "$pid"
 
-log "e. WebSocket, two instances sharing Redis: subscribers on the first, runs created on the second"
+log "e. WebSocket, two instances sharing Redis: subscribers on the first, events sent on the second"
 start_server ws-a RATE_LIMIT_DISABLED=true REDIS_URL="$AGENTSTORE_TEST_REDIS_URL"
 url_a=$SERVER_URL pid_a=$(server_pid "$SERVER_PID")
 start_server ws-b RATE_LIMIT_DISABLED=true REDIS_URL="$AGENTSTORE_TEST_REDIS_URL"
 url_b=$SERVER_URL pid_b=$(server_pid "$SERVER_PID")
 wsbench_run ws-cross "$raw/ws/cross.json" -ws "$url_a" -api "$url_b" -token "$ws_token" -server-pid "$pid_a,$pid_b" \
-  -subscribers "$WS_SUBSCRIBERS" -rate "$WS_RATE" -d "$WS_DURATION" -warmup "$WS_WARMUP"
-printf 'bench: %-22s p50 %7.2fms  p99 %7.2fms  delivered %s of %s\n' ws-cross "$(json_num p50 "$raw/ws/cross.json")" \
-  "$(json_num p99 "$raw/ws/cross.json")" "$(json_num delivered "$raw/ws/cross.json")" "$(json_num expected "$raw/ws/cross.json")" >&2
+  -subscribers "$WS_SUBSCRIBERS" -rate "$WS_RATE" -d "$WS_DURATION" -warmup "$WS_WARMUP" -source http
+ws_line ws-cross "$raw/ws/cross.json"
+wsbench_run ws-cross-publish "$raw/ws/cross-publish.json" -ws "$url_a" -api "$url_b" -token "$ws_token" -server-pid "$pid_a,$pid_b" \
+  -subscribers "$WS_SUBSCRIBERS" -rate "$WS_RATE" -d "$WS_DURATION" -warmup "$WS_WARMUP" -source ws
+ws_line ws-cross-publish "$raw/ws/cross-publish.json"
 stop "$pid_a"
 stop "$pid_b"
 

@@ -542,27 +542,35 @@ type WSCPU struct {
 // WSLatency is one wsbench latency result (the fields the report uses)
 // and its comparison with the issue's target.
 type WSLatency struct {
-	Label               string    `json:"label,omitempty"`
-	CrossInstance       bool      `json:"cross_instance"`
-	Subscribers         int       `json:"subscribers"`
-	Rate                float64   `json:"rate"`
-	AchievedRate        float64   `json:"achieved_rate"`
-	WarmupS             float64   `json:"warmup_s"`
-	DurationS           float64   `json:"duration_s"`
-	ConnectS            float64   `json:"connect_s"`
-	EventsOK            int64     `json:"events_ok"`
-	EventsFailed        int64     `json:"events_failed"`
-	PublishLagMaxMs     float64   `json:"publish_lag_max_ms"`
-	Expected            int64     `json:"expected"`
-	Delivered           int64     `json:"delivered"`
-	Missing             int64     `json:"missing"`
-	Duplicates          int64     `json:"duplicates"`
-	CompleteSubscribers int       `json:"complete_subscribers"`
-	Disconnected        int       `json:"disconnected"`
-	DrainS              float64   `json:"drain_s"`
-	Latency             WSSummary `json:"latency_ms"`
-	PostLatency         WSSummary `json:"post_latency_ms"`
-	CPU                 *WSCPU    `json:"cpu,omitempty"`
+	Label string `json:"label,omitempty"`
+	// Source is where the events came from: "http", runs created through
+	// POST /v1/runs, or "ws", a WebSocket client's publish frames (set to
+	// "http" by collect for results older than the field).
+	Source        string  `json:"source"`
+	CrossInstance bool    `json:"cross_instance"`
+	Subscribers   int     `json:"subscribers"`
+	Rate          float64 `json:"rate"`
+	AchievedRate  float64 `json:"achieved_rate"`
+	WarmupS       float64 `json:"warmup_s"`
+	DurationS     float64 `json:"duration_s"`
+	ConnectS      float64 `json:"connect_s"`
+	EventsOK      int64   `json:"events_ok"`
+	EventsFailed  int64   `json:"events_failed"`
+	// PostStatus counts the measured events by outcome: HTTP statuses,
+	// or "ok" and error codes of the publishes.
+	PostStatus          map[string]int64 `json:"post_status,omitempty"`
+	PublishLagMaxMs     float64          `json:"publish_lag_max_ms"`
+	Expected            int64            `json:"expected"`
+	Delivered           int64            `json:"delivered"`
+	Missing             int64            `json:"missing"`
+	Duplicates          int64            `json:"duplicates"`
+	CompleteSubscribers int              `json:"complete_subscribers"`
+	Disconnected        int              `json:"disconnected"`
+	DrainS              float64          `json:"drain_s"`
+	Latency             WSSummary        `json:"latency_ms"`
+	// PostLatency is the POSTs' latency (http source only).
+	PostLatency *WSSummary `json:"post_latency_ms,omitempty"`
+	CPU         *WSCPU     `json:"cpu,omitempty"`
 	// TargetP99Ms is the issue's bound on the p99 (set by collect);
 	// MeetsTarget says the p99 is within it and every subscriber got
 	// every event.
@@ -594,12 +602,45 @@ type WSIdle struct {
 }
 
 // WSResults are the WebSocket scenarios: fan-out latency on one instance
-// and across two instances through Redis, and idle-connection memory.
+// and across two instances through Redis, each with events from runs
+// created (Single, Cross) and from a client's publish frames
+// (SinglePublish, CrossPublish), and idle-connection memory.
 type WSResults struct {
-	Single *WSLatency `json:"single,omitempty"`
-	Cross  *WSLatency `json:"cross,omitempty"`
-	Idle   *WSIdle    `json:"idle,omitempty"`
+	Single        *WSLatency `json:"single,omitempty"`
+	SinglePublish *WSLatency `json:"single_publish,omitempty"`
+	Cross         *WSLatency `json:"cross,omitempty"`
+	CrossPublish  *WSLatency `json:"cross_publish,omitempty"`
+	Idle          *WSIdle    `json:"idle,omitempty"`
 }
+
+// latencies are the fan-out latency results in the report's order, with
+// their names; nil results are left out.
+func (ws *WSResults) latencies() []namedLatency {
+	var out []namedLatency
+	for _, c := range []namedLatency{
+		{"one instance", "one instance", ws.Single}, {"one instance", "one instance", ws.SinglePublish},
+		{"two instances, Redis", "two instances", ws.Cross}, {"two instances, Redis", "two instances", ws.CrossPublish},
+	} {
+		if c.l != nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// namedLatency is a fan-out latency result and its scenario's name, in
+// the report's table and, short, in the chart.
+type namedLatency struct {
+	name, short string
+	l           *WSLatency
+}
+
+// wsbench's event sources: runs created through POST /v1/runs, and a
+// WebSocket client's publish frames.
+const (
+	sourceHTTP = "http"
+	sourceWS   = "ws"
+)
 
 // The issue's WebSocket targets.
 const (
@@ -608,18 +649,26 @@ const (
 	targetWSIdleKiBPerCn = 30
 )
 
-// collectWS reads ws/single.json, ws/cross.json and ws/idle.json (wsbench
-// -json results); nil when there is none.
+// collectWS reads ws/single.json, ws/single-publish.json, ws/cross.json,
+// ws/cross-publish.json and ws/idle.json (wsbench -json results); nil when
+// there is none. The target of a latency result is that of its instances,
+// whatever the source of its events.
 func collectWS(dir string) (*WSResults, error) {
 	ws := &WSResults{}
 	for _, s := range []struct {
 		file   string
 		dst    **WSLatency
 		target float64
-	}{{"single.json", &ws.Single, targetWSSingleP99Ms}, {"cross.json", &ws.Cross, targetWSCrossP99Ms}} {
+	}{
+		{"single.json", &ws.Single, targetWSSingleP99Ms}, {"single-publish.json", &ws.SinglePublish, targetWSSingleP99Ms},
+		{"cross.json", &ws.Cross, targetWSCrossP99Ms}, {"cross-publish.json", &ws.CrossPublish, targetWSCrossP99Ms},
+	} {
 		var l WSLatency
 		switch err := readJSONFile(filepath.Join(dir, s.file), &l); {
 		case err == nil:
+			if l.Source == "" {
+				l.Source = sourceHTTP
+			}
 			l.TargetP99Ms = s.target
 			l.MeetsTarget = l.Latency.Count > 0 && l.Latency.P99 <= s.target && l.Missing == 0 && l.Delivered == l.Expected
 			*s.dst = &l
@@ -636,7 +685,7 @@ func collectWS(dir string) (*WSResults, error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, err
 	}
-	if ws.Single == nil && ws.Cross == nil && ws.Idle == nil {
+	if len(ws.latencies()) == 0 && ws.Idle == nil {
 		return nil, nil
 	}
 	return ws, nil

@@ -14,8 +14,12 @@
 //	limiter/redis-rN.before, limiter/redis-rN.after
 //	                         `redis-cli INFO commandstats` around redis round N
 //	ws/single.json, ws/cross.json
-//	                         wsbench -json fan-out latency results: one instance,
-//	                         and two instances sharing Redis
+//	                         wsbench -json fan-out latency results, events from
+//	                         runs created (-source http): one instance, and two
+//	                         instances sharing Redis
+//	ws/single-publish.json, ws/cross-publish.json
+//	                         the same with events from a WebSocket client's
+//	                         publish frames (-source ws)
 //	ws/idle.json             wsbench -idle -json: server memory per idle connection
 //	scale/*.json             loadgen -json results of list and aggregates on 1M runs
 //	legacy/legacy.env        legacy import figures: rows, wall time, peak RSS, verify

@@ -19,16 +19,26 @@ func load(rps, p99 float64, requests, total int64, status string) string {
 		float64(requests)/rps, requests, total-requests, total, rps, p99/4, p99, p99*2, status, requests)
 }
 
-// wsLatency returns a wsbench -json latency result.
-func wsLatency(cross bool, p99 float64, missing int64) string {
-	return fmt.Sprintf(`{"mode":"latency","ws":"http://127.0.0.1:1","api":"http://127.0.0.1:2","cross_instance":%t,"subscribers":1000,
+// wsLatency returns a wsbench -json latency result of source "http" or
+// "ws"; "" is an http result from before wsbench had -source (no
+// "source", no "channel").
+func wsLatency(source string, cross bool, p99 float64, missing int64) string {
+	head := `"mode":"latency"`
+	post := `"post_status":{"201":2000},"post_latency_ms":{"count":2000,"mean":3,"p50":2.5,"p90":4,"p99":9,"p999":12,"max":15},`
+	switch source {
+	case "http":
+		head += `,"source":"http","channel":"runs"`
+	case "ws":
+		head += `,"source":"ws","channel":"run:0b4c8a53-7f7e-4c4c-9a55-0a2d8c7e3f11","run_id":"0b4c8a53-7f7e-4c4c-9a55-0a2d8c7e3f11"`
+		post = `"post_status":{"ok":2000},`
+	}
+	return fmt.Sprintf(`{%s,"ws":"http://127.0.0.1:1","api":"http://127.0.0.1:2","cross_instance":%t,"subscribers":1000,
 		"rate":100,"achieved_rate":99.5,"warmup_s":3,"duration_s":20,"connect_s":0.5,"warmup_events":300,"events_ok":2000,"events_failed":0,
-		"post_status":{"201":2000},"publish_lag_max_ms":1.5,"expected":2000000,"delivered":%d,"missing":%d,"duplicates":0,"unexpected":0,
+		%s"publish_lag_max_ms":1.5,"expected":2000000,"delivered":%d,"missing":%d,"duplicates":0,"unexpected":0,
 		"complete_subscribers":%d,"disconnected":0,"error_frames":0,"drain_s":0.02,
 		"latency_ms":{"count":%d,"mean":5,"p50":4,"p90":8,"p99":%g,"p999":90,"max":120},
-		"post_latency_ms":{"count":2000,"mean":3,"p50":2.5,"p90":4,"p99":9,"p999":12,"max":15},
 		"cpu":{"window_s":20,"client_s":10,"server_s":16,"machine_busy_pct":95,"nproc":2},"nofile_limit":20000}`,
-		cross, 2000000-missing, missing, 1000-missing, 2000000-missing, p99)
+		head, cross, post, 2000000-missing, missing, 1000-missing, 2000000-missing, p99)
 }
 
 func writeRaw(t *testing.T) string {
@@ -65,8 +75,10 @@ func writeRaw(t *testing.T) string {
 		"legacy/legacy.env": "runs_param=100000\nflags=\nseed_s=70\nrows=1700000\nrows_agent_runs=100000\nrows_agent_steps=800000\n" +
 			"rows_tool_calls=400000\nrows_audit_logs=300000\nrows_usage_metrics=90000\nrows_system_health=10000\nquarantined=25000\n" +
 			"wall_s=42.500\nmax_rss_kib=102400\nrss_source=/usr/bin/time -v\nverify_s=8.25\nverify_exit=0\n",
-		"ws/single.json": wsLatency(false, 30, 0),
-		"ws/cross.json":  wsLatency(true, 75, 3),
+		"ws/single.json":         wsLatency("", false, 30, 0),
+		"ws/single-publish.json": wsLatency("ws", false, 12, 0),
+		"ws/cross.json":          wsLatency("http", true, 75, 3),
+		"ws/cross-publish.json":  wsLatency("ws", true, 55, 0),
 		"ws/idle.json": `{"mode":"idle","connections":5000,"subscribed":true,"connect_s":3.1,"settle_s":5,"hold_s":20,
 			"rss_before_kib":30000,"rss_samples_kib":[150000,150100],"rss_held_kib":150000,"rss_max_kib":150100,"rss_after_close_kib":149000,
 			"kib_per_conn":24,"goroutines_per_conn":2,"heap_kib_per_conn":14.5,"disconnected":0,"nofile_limit":20000}`,
@@ -132,14 +144,23 @@ func TestCollect(t *testing.T) {
 		t.Fatalf("redis commands %+v", rc)
 	}
 	ws := res.WS
-	if ws == nil || ws.Single == nil || ws.Cross == nil || ws.Idle == nil {
+	if ws == nil || ws.Single == nil || ws.SinglePublish == nil || ws.Cross == nil || ws.CrossPublish == nil || ws.Idle == nil {
 		t.Fatalf("websocket %+v", ws)
 	}
-	if !ws.Single.MeetsTarget || ws.Single.TargetP99Ms != 50 || ws.Single.Latency.P99 != 30 || ws.Single.CPU.ServerS != 16 {
+	// An old result without "source" is an http one.
+	if !ws.Single.MeetsTarget || ws.Single.TargetP99Ms != 50 || ws.Single.Latency.P99 != 30 || ws.Single.CPU.ServerS != 16 ||
+		ws.Single.Source != "http" || ws.Single.PostLatency == nil || ws.Single.PostLatency.P99 != 9 {
 		t.Errorf("single %+v", ws.Single)
 	}
-	if ws.Cross.MeetsTarget || ws.Cross.TargetP99Ms != 60 || ws.Cross.Missing != 3 || !ws.Cross.CrossInstance {
+	if sp := ws.SinglePublish; !sp.MeetsTarget || sp.TargetP99Ms != 50 || sp.Latency.P99 != 12 || sp.Source != "ws" || sp.PostLatency != nil ||
+		sp.PostStatus["ok"] != 2000 {
+		t.Errorf("single publish %+v", sp)
+	}
+	if ws.Cross.MeetsTarget || ws.Cross.TargetP99Ms != 60 || ws.Cross.Missing != 3 || !ws.Cross.CrossInstance || ws.Cross.Source != "http" {
 		t.Errorf("cross %+v", ws.Cross)
+	}
+	if cp := ws.CrossPublish; !cp.MeetsTarget || cp.TargetP99Ms != 60 || cp.Latency.P99 != 55 || cp.Source != "ws" || !cp.CrossInstance {
+		t.Errorf("cross publish %+v", cp)
 	}
 	if !ws.Idle.MeetsTarget || ws.Idle.TargetKiBPerConn != 30 || ws.Idle.KiBPerConn != 24 {
 		t.Errorf("idle %+v", ws.Idle)
@@ -183,8 +204,14 @@ func TestRender(t *testing.T) {
 		"| store `Runs.Create` | 900 |", "| 0.90 |", "| 450 | 20.00 |", "| 0.50 |", "700 runs, 7000 steps, 7000 tool calls",
 		"| none (RATE_LIMIT_DISABLED=true) | 1500 |", "1.13 |", "of which EVALSHA 1.000", "1.000 command(s) received from the network",
 		"costs -13.3% — **met** (the median of the per-round ratios puts its cost at 10.0%)", "| 0.90 (0.90) |",
-		"## WebSocket fan-out", "| one instance | 1000 | 100 (99.5) | 2000000 / 2000000 | 1000 | 4.00 | 8.00 | 30.00 | 90.00 | 120.00 | 2.50 / 9.00 | ≤ 50 ms | **met** |",
-		"| two instances, Redis | 1000 | 100 (99.5) | 1999997 / 2000000 | 997 |", "| 75.00 |", "| ≤ 60 ms | **not met** |",
+		"## WebSocket fan-out",
+		"| one instance | run created | 1000 | 100 (99.5) | 2000000 / 2000000 | 1000 | 4.00 | 8.00 | 30.00 | 90.00 | 120.00 | 2.50 / 9.00 | ≤ 50 ms | **met** |\n" +
+			"| one instance | client publish | 1000 | 100 (99.5) | 2000000 / 2000000 | 1000 | 4.00 | 8.00 | 12.00 | 90.00 | 120.00 | n/a | ≤ 50 ms | **met** |\n" +
+			"| two instances, Redis | run created | 1000 | 100 (99.5) | 1999997 / 2000000 | 997 | 4.00 | 8.00 | 75.00 | 90.00 | 120.00 | 2.50 / 9.00 | ≤ 60 ms | **not met** |\n" +
+			"| two instances, Redis | client publish | 1000 | 100 (99.5) | 2000000 / 2000000 | 1000 | 4.00 | 8.00 | 55.00 | 90.00 | 120.00 | n/a | ≤ 60 ms | **met** |\n",
+		"*Client publish*: ", "the hub alone", "includes the HTTP request and a durable PostgreSQL commit",
+		"- One instance, run created: 2000 runs created in 20.0s", "- Two instances, Redis, client publish: 2000 events published in 20.0s after 3.0s warm-up (0 refused or not sent; ok=2000)",
+		"after the last publish was written.", "applied to both sources",
 		"Server CPU per delivery: 8.0 µs.",
 		"## Scale: list and aggregates over", "| `GET /v1/runs?limit=50` | 32 | 20.0s | 300 | 25.00 | 2.00 | 100.00 | 200.00 | 6000 | 0 | 0.50, 2.00 |",
 		"| `GET /v1/runs/stats?groupBy=status&from=…` | 32 | 10.0s | 5.0 |", "| `GET /v1/usage/summary?groupBy=day&from=…` |",
@@ -207,7 +234,8 @@ func TestRender(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"store: Runs.Create", "limiter: redis", "1700 req/s", "46.00 ms", "HTTP list: GET /v1/runs?limit=50",
-		"WebSocket, two instances (target 60)", "75.00 ms",
+		"WS two instances, run created (target 60)", "75.00 ms", "WS one instance, client publish (target 50)", "12.00 ms",
+		"WS two instances, client publish (target 60)", "55.00 ms",
 		"scale: GET /v1/runs/stats", "3000.00 ms"} {
 		if !strings.Contains(string(chart), want) {
 			t.Errorf("chart lacks %q", want)
@@ -227,6 +255,35 @@ func TestCollectEmpty(t *testing.T) {
 		t.Fatal(md)
 	}
 	if svg := SVG(res); !strings.Contains(svg, "no data") {
+		t.Fatal(svg)
+	}
+}
+
+func TestCollectWSWithoutPublishRuns(t *testing.T) {
+	// A raw directory from before the client-publish runs.
+	raw := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(raw, "ws"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"single.json": wsLatency("", false, 30, 0), "cross.json": wsLatency("", true, 45, 0)} {
+		if err := os.WriteFile(filepath.Join(raw, "ws", name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := Collect(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := res.WS
+	if ws == nil || ws.Single == nil || ws.Cross == nil || ws.SinglePublish != nil || ws.CrossPublish != nil || ws.Idle != nil ||
+		!ws.Cross.MeetsTarget || ws.Cross.Source != "http" {
+		t.Fatalf("websocket %+v", ws)
+	}
+	md := Markdown(res, "c.svg")
+	if !strings.Contains(md, "| two instances, Redis | run created | 1000 |") || strings.Contains(md, "| client publish |") {
+		t.Fatal(md)
+	}
+	if svg := SVG(res); !strings.Contains(svg, "WS one instance, run created (target 50)") || strings.Contains(svg, "client publish") {
 		t.Fatal(svg)
 	}
 }

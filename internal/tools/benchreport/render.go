@@ -242,43 +242,51 @@ func legacyMarkdown(p func(string, ...any), lg *LegacyResults) {
 // wsMarkdown renders the WebSocket scenarios.
 func wsMarkdown(p func(string, ...any), ws *WSResults) {
 	p("## WebSocket fan-out: `GET /v1/ws`\n\n")
-	if ws.Single != nil || ws.Cross != nil {
-		p("`internal/tools/wsbench`, a separate process: N connections subscribe to one tenant's `runs` channel, then runs are created ")
-		p("at a fixed rate through `POST /v1/runs` (a small body; the send time in the run's metadata). Every subscriber computes ")
-		p("receive time − send time for every `run.created` event, so the latency covers the POST (its transaction commits before the event is published), ")
-		p("the fan-out and the client's read; the percentiles are over every (subscriber, event) pair of the measured window. ")
-		p("*One instance*: in-process hub, no Redis. *Two instances*: both on the same Redis, subscribers on the first, runs created on the second, ")
-		p("so every event crosses Redis pub/sub. HTTP rate limiting off (`RATE_LIMIT_DISABLED=true`) on these servers. ")
+	if lats := ws.latencies(); len(lats) > 0 {
+		p("`internal/tools/wsbench`, a separate process: N connections subscribe to one channel of one tenant, then events are sent ")
+		p("at a fixed rate, each carrying its send time; every subscriber computes receive time − send time for every event, ")
+		p("and the percentiles are over every (subscriber, event) pair of the measured window. The events come from one of two sources. ")
+		p("*Run created*: the subscribers are on the tenant's `runs` channel and each event is a run created through `POST /v1/runs` ")
+		p("(a small body; the send time, taken before the request, in the run's metadata), received as `run.created`: ")
+		p("the latency runs from before the POST to the receipt, so it includes the HTTP request and a durable PostgreSQL commit ")
+		p("(the run's transaction commits before the event is published), then the fan-out and the client's read. ")
+		p("*Client publish*: wsbench creates one run, the subscribers are on its channel `run:<id>`, and one more WebSocket client ")
+		p("sends `publish` frames (`wsbench.tick`, the send time, taken before the write, in the payload): the latency runs from that ")
+		p("client's publish frame to the subscribers' receipt, the hub alone. ")
+		p("*One instance*: in-process hub, no Redis. *Two instances*: both on the same Redis, subscribers on the first, runs created ")
+		p("(or the publishing client connected) on the second, so every event crosses Redis pub/sub. ")
+		p("HTTP rate limiting off (`RATE_LIMIT_DISABLED=true`) on these servers; client publishes stay under `WS_BROADCAST_MAX` (200/s by default). ")
 		p("The subscribers, the servers and the databases share the machine's CPUs: the CPU row says how busy it was.\n\n")
-		p("| scenario | subscribers | runs/s (achieved) | delivered / expected | complete subscribers | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | POST p50 / p99 ms | target p99 | verdict |\n")
-		p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
-		for _, c := range []struct {
-			name string
-			l    *WSLatency
-		}{{"one instance", ws.Single}, {"two instances, Redis", ws.Cross}} {
+		p("| scenario | events | subscribers | events/s (achieved) | delivered / expected | complete subscribers | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | POST p50 / p99 ms | target p99 | verdict |\n")
+		p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		for _, c := range lats {
 			l := c.l
-			if l == nil {
-				continue
-			}
 			lt := l.Latency
-			p("| %s | %d | %s (%s) | %d / %d | %d | %s | %s | %s | %s | %s | %s / %s | ≤ %.0f ms | %s |\n", c.name, l.Subscribers,
+			post := "n/a"
+			if pl := l.PostLatency; pl != nil {
+				post = ms(pl.P50) + " / " + ms(pl.P99)
+			}
+			p("| %s | %s | %d | %s (%s) | %d / %d | %d | %s | %s | %s | %s | %s | %s | ≤ %.0f ms | %s |\n", c.name, sourceTitle(l.Source), l.Subscribers,
 				num(l.Rate), num(l.AchievedRate), l.Delivered, l.Expected, l.CompleteSubscribers,
-				ms(lt.P50), ms(lt.P90), ms(lt.P99), ms(lt.P999), ms(lt.Max), ms(l.PostLatency.P50), ms(l.PostLatency.P99),
-				l.TargetP99Ms, verdict(l.MeetsTarget))
+				ms(lt.P50), ms(lt.P90), ms(lt.P99), ms(lt.P999), ms(lt.Max), post, l.TargetP99Ms, verdict(l.MeetsTarget))
 		}
 		p("\n")
-		for _, c := range []struct {
-			name string
-			l    *WSLatency
-		}{{"One instance", ws.Single}, {"Two instances", ws.Cross}} {
+		for _, c := range lats {
 			l := c.l
-			if l == nil {
-				continue
+			name := strings.ToUpper(c.name[:1]) + c.name[1:] + ", " + sourceTitle(l.Source)
+			if l.Source == sourceWS {
+				p("- %s: %d events published in %s after %s warm-up (%d refused or not sent; %s), the latest publish %s ms behind its schedule; ",
+					name, l.EventsOK, secs(fmt.Sprint(l.DurationS)), secs(fmt.Sprint(l.WarmupS)), l.EventsFailed, counts(l.PostStatus), ms(l.PublishLagMaxMs))
+			} else {
+				p("- %s: %d runs created in %s after %s warm-up (%d failed), the latest POST %s ms behind its schedule; ",
+					name, l.EventsOK, secs(fmt.Sprint(l.DurationS)), secs(fmt.Sprint(l.WarmupS)), l.EventsFailed, ms(l.PublishLagMaxMs))
 			}
-			p("- %s: %d runs created in %s after %s warm-up (%d failed), the latest POST %s ms behind its schedule; ",
-				c.name, l.EventsOK, secs(fmt.Sprint(l.DurationS)), secs(fmt.Sprint(l.WarmupS)), l.EventsFailed, ms(l.PublishLagMaxMs))
-			p("%d subscribers connected in %s; %d missing, %d duplicate deliveries, %d connections dropped; last delivery %s after the last POST answered.",
-				l.Subscribers, secs(fmt.Sprint(l.ConnectS)), l.Missing, l.Duplicates, l.Disconnected, secs(fmt.Sprint(l.DrainS)))
+			last := "POST answered"
+			if l.Source == sourceWS {
+				last = "publish was written"
+			}
+			p("%d subscribers connected in %s; %d missing, %d duplicate deliveries, %d connections dropped; last delivery %s after the last %s.",
+				l.Subscribers, secs(fmt.Sprint(l.ConnectS)), l.Missing, l.Duplicates, l.Disconnected, secs(fmt.Sprint(l.DrainS)), last)
 			if c := l.CPU; c != nil && c.WindowS > 0 {
 				p(" CPU over %s: wsbench %s s (%.0f%% of a CPU), server(s) %s s (%.0f%%); the whole machine %.0f%% busy (%d CPUs).",
 					secs(fmt.Sprint(c.WindowS)), num(c.ClientS), 100*c.ClientS/c.WindowS, num(c.ServerS), 100*c.ServerS/c.WindowS, c.MachineBusyPct, c.NProc)
@@ -309,8 +317,17 @@ func wsMarkdown(p func(string, ...any), ws *WSResults) {
 		p("| %d | %d | %d (%d) | %d | %.1f | %s | %s | %d | ≤ %.0f KiB | %s |\n\n", id.Connections, id.RSSBeforeKiB, id.RSSHeldKiB, id.RSSMaxKiB,
 			id.RSSAfterCloseKiB, id.KiBPerConn, heap, gor, id.Disconnected, id.TargetKiBPerConn, verdict(id.MeetsTarget))
 	}
-	p("**Targets**: p99 publish-to-receive ≤ 50 ms on one instance and ≤ 60 ms across instances through Redis, with every subscriber receiving every event; ")
+	p("**Targets**: p99 publish-to-receive ≤ 50 ms on one instance and ≤ 60 ms across instances through Redis, with every subscriber receiving every event, ")
+	p("applied to both sources (run created and client publish); ")
 	p("≤ 30 KiB of server memory per idle connection.\n\n")
+}
+
+// sourceTitle names a wsbench event source in the report.
+func sourceTitle(source string) string {
+	if source == sourceWS {
+		return "client publish"
+	}
+	return "run created"
 }
 
 func verdict(ok bool) string {

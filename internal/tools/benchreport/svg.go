@@ -93,13 +93,11 @@ func SVG(r *Results) string {
 	y = panel(&body, y, "Throughput per second (higher is better)", tput)
 	y += panelGap
 	y = panel(&body, y, "p99 latency in ms (lower is better; the limiter rows: median of rounds)", p99)
-	if ws := r.WS; ws != nil && (ws.Single != nil || ws.Cross != nil) {
+	if ws := r.WS; ws != nil && len(ws.latencies()) > 0 {
 		var wsp99 []bar
-		if l := ws.Single; l != nil {
-			wsp99 = append(wsp99, bar{fmt.Sprintf("WebSocket, one instance (target %.0f)", l.TargetP99Ms), l.Latency.P99, "ms", colorWS})
-		}
-		if l := ws.Cross; l != nil {
-			wsp99 = append(wsp99, bar{fmt.Sprintf("WebSocket, two instances (target %.0f)", l.TargetP99Ms), l.Latency.P99, "ms", colorWS})
+		for _, c := range ws.latencies() {
+			l := c.l
+			wsp99 = append(wsp99, bar{fmt.Sprintf("WS %s, %s (target %.0f)", c.short, sourceTitle(l.Source), l.TargetP99Ms), l.Latency.P99, "ms", colorWS})
 		}
 		y += panelGap
 		y = panel(&body, y, "WebSocket publish-to-receive p99 in ms (lower is better)", wsp99)

@@ -28,9 +28,9 @@ type reply struct {
 }
 
 // openConns opens n WebSocket connections to u, parallel at a time, each
-// subscribed to "runs" when subscribe is set. On error it closes those
-// it opened and returns the first error.
-func openConns(ctx context.Context, u string, n, parallel int, subscribe bool, timeout time.Duration) ([]*websocket.Conn, error) {
+// subscribed to channel unless it is "". On error it closes those it
+// opened and returns the first error.
+func openConns(ctx context.Context, u, channel string, n, parallel int, timeout time.Duration) ([]*websocket.Conn, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	dialer := loopback.WSDialer(timeout)
@@ -57,7 +57,7 @@ func openConns(ctx context.Context, u string, n, parallel int, subscribe bool, t
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c, err := dialOne(ctx, dialer, u, subscribe, timeout)
+			c, err := dialOne(ctx, dialer, u, channel, timeout)
 			if err != nil {
 				fail(i, err)
 				return
@@ -80,9 +80,9 @@ func openConns(ctx context.Context, u string, n, parallel int, subscribe bool, t
 	return conns, nil
 }
 
-// dialOne opens one connection and, when subscribe is set, subscribes it
-// to "runs" and waits for the "subscribed" reply.
-func dialOne(ctx context.Context, dialer *websocket.Dialer, u string, subscribe bool, timeout time.Duration) (*websocket.Conn, error) {
+// dialOne opens one connection and, unless channel is "", subscribes it
+// to channel and waits for the "subscribed" reply.
+func dialOne(ctx context.Context, dialer *websocket.Dialer, u, channel string, timeout time.Duration) (*websocket.Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	c, resp, err := dialer.DialContext(dctx, u, nil)
@@ -92,14 +92,14 @@ func dialOne(ctx context.Context, dialer *websocket.Dialer, u string, subscribe 
 		}
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
-	if !subscribe {
+	if channel == "" {
 		return c, nil
 	}
 	deadline := time.Now().Add(timeout)
 	_ = c.SetWriteDeadline(deadline)
 	_ = c.SetReadDeadline(deadline)
 	const ref = "1"
-	if err := c.WriteJSON(map[string]string{"type": "subscribe", "ref": ref, "channel": channelRuns}); err != nil {
+	if err := c.WriteJSON(map[string]string{"type": "subscribe", "ref": ref, "channel": channel}); err != nil {
 		_ = c.Close()
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}

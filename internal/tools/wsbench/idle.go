@@ -121,7 +121,11 @@ func RunIdle(ctx context.Context, cfg Config, logw io.Writer) (*IdleResult, erro
 
 	fmt.Fprintf(logw, "wsbench: server %d at %d KiB; opening %d idle connections to %s\n", res.ServerPID, res.RSSBeforeKiB, cfg.Idle, cfg.WS)
 	t0 := time.Now()
-	conns, err := openConns(ctx, u, cfg.Idle, cfg.ConnectParallel, cfg.IdleSubscribe, cfg.Timeout)
+	channel := ""
+	if cfg.IdleSubscribe {
+		channel = channelRuns
+	}
+	conns, err := openConns(ctx, u, channel, cfg.Idle, cfg.ConnectParallel, cfg.Timeout)
 	if err != nil {
 		return nil, err
 	}

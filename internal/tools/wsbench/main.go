@@ -5,21 +5,34 @@
 // Fan-out latency (the default):
 //
 //	wsbench -ws http://127.0.0.1:8080 -api http://127.0.0.1:8081 -token "$TOKEN" \
-//	    -subscribers 1000 -rate 100 -d 20s -warmup 2s -json
+//	    -subscribers 1000 -rate 100 -d 20s -warmup 2s [-source http|ws] -json
 //
-// opens -subscribers WebSocket connections to the -ws instance, each
-// subscribed to the tenant's "runs" channel, then creates -rate runs per
-// second for -warmup and -d through POST /v1/runs on the -api instance
-// (-ws by default; another instance sharing Redis for the cross-instance
-// case). Each run carries its send time in its metadata
-// ({"wsbench":"<id>","wsbenchSeq":N,"wsbenchT":"<unix ns>"}, taken just
-// before the request is written); every subscriber computes receive time - t for
-// every run.created event it reads. It reports the p50/p90/p99/p99.9/max of
-// that publish-to-receive latency over every (subscriber, event) pair of the
-// measured window, the deliveries against the expected count (every
-// subscriber should get every run created), and the POST latency, which the
-// end-to-end figure includes (the run's transaction commits before the
-// event is published).
+// opens -subscribers WebSocket connections to the -ws instance, all
+// subscribed to one channel, then sends -rate events per second for
+// -warmup and -d from the -api instance (-ws by default; another instance
+// sharing Redis for the cross-instance case). Each event carries its send
+// time ({"wsbench":"<id>","wsbenchSeq":N,"wsbenchT":"<unix ns>"}, taken
+// just before the request or frame is written); every subscriber computes
+// receive time - t for every such event it reads. It reports the
+// p50/p90/p99/p99.9/max of that publish-to-receive latency over every
+// (subscriber, event) pair of the measured window and the deliveries
+// against the expected count (every subscriber should get every event
+// sent). -source says where the events come from:
+//
+//   - http (the default): the subscribers subscribe to the tenant's "runs"
+//     channel and each event is a run created through POST /v1/runs, the
+//     send time in its metadata, received as run.created. The figure
+//     includes the POST and its durable commit (the run's transaction
+//     commits before the event is published): wsbench reports the POST
+//     latency too.
+//   - ws: wsbench first creates one run through POST /v1/runs on -api; the
+//     subscribers subscribe to its channel "run:<id>", and one more
+//     WebSocket connection to -api publishes the events as client publish
+//     frames ({"type":"publish","channel":"run:<id>","event":"wsbench.tick",
+//     "payload":{...}}), measuring the hub alone. The server answers a
+//     publish only when it refuses it (an error frame with its ref, such as
+//     RATE_LIMITED over WS_BROADCAST_MAX, 200/s by default): those events
+//     count as failed; a final ping's pong says every answer has arrived.
 //
 // Idle connections (-idle N):
 //
@@ -39,8 +52,8 @@
 // server needs a limit as high (`ulimit -n` before starting it).
 //
 // The exit status is 1 when the run could not be done (a connection or
-// subscription failed, more than -max-failures of the POSTs failed, the
-// server could not be read), 2 on bad usage. Missing deliveries do not
+// subscription failed, more than -max-failures of the events failed (POSTs
+// or publishes), the server could not be read), 2 on bad usage. Missing deliveries do not
 // change it: they are reported (delivered, missing, complete_subscribers).
 package main
 
@@ -57,6 +70,12 @@ import (
 	"strings"
 	"syscall"
 	"time"
+)
+
+// Event sources of the latency mode (-source).
+const (
+	sourceHTTP = "http"
+	sourceWS   = "ws"
 )
 
 // Bounds on the flags: enough for any benchmark here, small enough that a
@@ -79,26 +98,31 @@ const (
 // Config is one wsbench run.
 type Config struct {
 	// WS is the base URL (http://host:port) of the instance the
-	// subscribers connect to; API that of the instance runs are created on.
+	// subscribers connect to; API that of the instance events are sent
+	// from (runs created, or the publisher connected).
 	WS, API string
 	// Token is the bearer token of both.
 	Token string
 	// Label names the run in the result.
 	Label string
 
+	// Source is where the latency mode's events come from: sourceHTTP
+	// (also "") or sourceWS.
+	Source string
 	// Subscribers is the number of subscribed connections (latency mode).
 	Subscribers int
-	// Rate is the number of runs created per second.
+	// Rate is the number of events (runs created, or publishes) per second.
 	Rate float64
-	// Warmup is the unmeasured time of run creation before Duration.
+	// Warmup is the unmeasured time of events before Duration.
 	Warmup time.Duration
-	// Duration is the measured time of run creation.
+	// Duration is the measured time of events.
 	Duration time.Duration
-	// Drain bounds the wait for the last events after the last POST.
+	// Drain bounds the wait for the last events after the last one sent.
 	Drain time.Duration
-	// Publishers is the number of concurrent POST workers.
+	// Publishers is the number of concurrent POST workers (http source).
 	Publishers int
-	// MaxFailures is the fraction of POSTs that may fail.
+	// MaxFailures is the fraction of events (POSTs or publishes) that may
+	// fail.
 	MaxFailures float64
 
 	// Idle, when positive, selects the idle mode with that many connections.
@@ -119,7 +143,8 @@ type Config struct {
 
 	// ConnectParallel bounds the handshakes in flight.
 	ConnectParallel int
-	// Timeout bounds one handshake, subscription or POST.
+	// Timeout bounds one handshake, subscription, POST or publish write,
+	// and the wait for the publisher's final pong.
 	Timeout time.Duration
 }
 
@@ -163,14 +188,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "wsbench: %d of %d expected deliveries missing (%d of %d subscribers got every event)\n",
 				r.Missing, r.Expected, r.CompleteSubscribers, r.Subscribers)
 		}
+		what := "POSTs"
+		if r.Source == sourceWS {
+			what = "publishes"
+		}
 		if sent := r.EventsOK + r.EventsFailed; sent == 0 {
-			fmt.Fprintln(stderr, "wsbench: no run was created")
+			fmt.Fprintln(stderr, "wsbench: no event was measured")
 			return 1
 		} else if rate := float64(r.EventsFailed) / float64(sent); rate > cfg.MaxFailures {
 			if asJSON {
 				writeJSON(stdout, res, stderr)
 			}
-			fmt.Fprintf(stderr, "wsbench: %d of %d POSTs failed, more than -max-failures %g\n", r.EventsFailed, sent, cfg.MaxFailures)
+			fmt.Fprintf(stderr, "wsbench: %d of %d %s failed, more than -max-failures %g\n", r.EventsFailed, sent, what, cfg.MaxFailures)
+			if len(r.PostErrorSamples) > 0 {
+				fmt.Fprintf(stderr, "wsbench: errors: %s\n", strings.Join(r.PostErrorSamples, "; "))
+			}
 			return 1
 		}
 	}
@@ -195,16 +227,18 @@ func parseFlags(args []string, stderr io.Writer) (Config, bool, error) {
 	fs.SetOutput(stderr)
 	var cfg Config
 	fs.StringVar(&cfg.WS, "ws", "", "base URL of the instance the subscribers connect to, http://127.0.0.1:PORT (required)")
-	fs.StringVar(&cfg.API, "api", "", "base URL of the instance runs are created on (default: -ws)")
+	fs.StringVar(&cfg.API, "api", "", "base URL of the instance events are sent from: runs created (-source http), or the run created and the publisher connected (-source ws) (default: -ws)")
 	fs.StringVar(&cfg.Token, "token", "", "bearer token (required)")
 	fs.StringVar(&cfg.Label, "label", "", "name of the run, copied into the result")
+	fs.StringVar(&cfg.Source, "source", sourceHTTP, `where the events come from: "http", runs created through POST /v1/runs (run.created on "runs"), `+
+		`or "ws", publish frames of one WebSocket client on the channel of one run (wsbench.tick on "run:<id>")`)
 	fs.IntVar(&cfg.Subscribers, "subscribers", 1000, fmt.Sprintf("subscribed connections (1..%d)", maxSubscribers))
-	fs.Float64Var(&cfg.Rate, "rate", 100, fmt.Sprintf("runs created per second (at most %d)", maxRate))
-	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, fmt.Sprintf("unmeasured run creation before -d (at most %s)", maxWarmup))
-	fs.DurationVar(&cfg.Duration, "d", 20*time.Second, fmt.Sprintf("measured run creation (at most %s)", maxDuration))
-	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, fmt.Sprintf("longest wait for the last events after the last POST (at most %s)", maxDrain))
-	fs.IntVar(&cfg.Publishers, "publishers", 32, fmt.Sprintf("concurrent POST workers (1..%d)", maxPublishers))
-	fs.Float64Var(&cfg.MaxFailures, "max-failures", 0.01, "fraction of the POSTs that may fail before the exit status is 1")
+	fs.Float64Var(&cfg.Rate, "rate", 100, fmt.Sprintf("events (runs created, or publishes) per second (at most %d; -source ws: the server refuses more than WS_BROADCAST_MAX, 200/s by default)", maxRate))
+	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, fmt.Sprintf("unmeasured events before -d (at most %s)", maxWarmup))
+	fs.DurationVar(&cfg.Duration, "d", 20*time.Second, fmt.Sprintf("measured events (at most %s)", maxDuration))
+	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, fmt.Sprintf("longest wait for the last events after the last one sent (at most %s)", maxDrain))
+	fs.IntVar(&cfg.Publishers, "publishers", 32, fmt.Sprintf("concurrent POST workers of -source http (1..%d)", maxPublishers))
+	fs.Float64Var(&cfg.MaxFailures, "max-failures", 0.01, "fraction of the events (POSTs, or publishes) that may fail before the exit status is 1")
 	fs.IntVar(&cfg.Idle, "idle", 0, fmt.Sprintf("idle mode: open this many idle connections (1..%d) and report the server's memory per connection", maxIdle))
 	fs.BoolVar(&cfg.IdleSubscribe, "idle-subscribe", true, "idle mode: subscribe each connection to \"runs\"")
 	fs.DurationVar(&cfg.Settle, "settle", 5*time.Second, "idle mode: wait after the last connection opened, before -hold")
@@ -221,7 +255,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, bool, error) {
 	})
 	fs.StringVar(&cfg.Metrics, "metrics", "", "idle mode: the server's /metrics URL (default: -ws + /metrics; - for none)")
 	fs.IntVar(&cfg.ConnectParallel, "connect-parallel", 64, fmt.Sprintf("handshakes in flight (1..%d)", maxConnectParallel))
-	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "timeout of one handshake, subscription or POST")
+	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "timeout of one handshake, subscription, POST or publish, and of the wait for the publisher's final pong")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, false, err
@@ -231,6 +265,9 @@ func parseFlags(args []string, stderr io.Writer) (Config, bool, error) {
 	}
 	if cfg.API == "" {
 		cfg.API = cfg.WS
+	}
+	if cfg.Source == "" {
+		return Config{}, false, fmt.Errorf("-source must be %q or %q", sourceHTTP, sourceWS)
 	}
 	return cfg, *asJSON, cfg.validate()
 }
@@ -247,6 +284,11 @@ func (c Config) validate() error {
 	}
 	if _, err := apiURL(c.apiBase(), "/v1/runs"); err != nil {
 		return fmt.Errorf("-api %w", err)
+	}
+	switch c.Source {
+	case "", sourceHTTP, sourceWS:
+	default:
+		return fmt.Errorf("-source must be %q or %q, not %q", sourceHTTP, sourceWS, c.Source)
 	}
 	switch {
 	case c.ConnectParallel < 1 || c.ConnectParallel > maxConnectParallel:
@@ -295,7 +337,15 @@ func (c Config) validate() error {
 	return nil
 }
 
-// apiBase is the instance runs are created on: API, else WS.
+// source is the latency mode's event source, sourceHTTP or sourceWS.
+func (c Config) source() string {
+	if c.Source == "" {
+		return sourceHTTP
+	}
+	return c.Source
+}
+
+// apiBase is the instance events are sent from: API, else WS.
 func (c Config) apiBase() string {
 	if c.API == "" {
 		return c.WS
@@ -303,6 +353,6 @@ func (c Config) apiBase() string {
 	return c.API
 }
 
-// warmupEvents and measuredEvents are the runs created in each phase.
+// warmupEvents and measuredEvents are the events sent in each phase.
 func (c Config) warmupEvents() int   { return int(c.Rate * c.Warmup.Seconds()) }
 func (c Config) measuredEvents() int { return int(c.Rate * c.Duration.Seconds()) }

@@ -58,6 +58,8 @@ func TestFlags(t *testing.T) {
 		{"-ws", "http://127.0.0.1:1", "-token", "x", "-d", "1h"},
 		{"-ws", "http://127.0.0.1:1", "-token", "x", "-rate", "0.1", "-d", "1s"},
 		{"-ws", "http://127.0.0.1:1", "-token", "x", "-idle", "10"},
+		{"-ws", "http://127.0.0.1:1", "-token", "x", "-source", "sse"},
+		{"-ws", "http://127.0.0.1:1", "-token", "x", "-source", ""},
 		{"-ws", "http://127.0.0.1:1", "-token", "x", "-idle", "10", "-server-pid", "1", "-metrics", "http://192.0.2.1/metrics"},
 	} {
 		var stderr bytes.Buffer
@@ -95,8 +97,10 @@ func TestHistogram(t *testing.T) {
 }
 
 // fakeServer is just enough of agentstore for wsbench: /v1/ws with
-// subscribe, POST /v1/runs publishing run.created to every subscriber
-// (skipping drop of them when dropEvery > 0), and /metrics.
+// subscribe, publish (to the channel's other subscribers, refused with
+// RATE_LIMITED when refuse says so) and ping, POST /v1/runs publishing
+// run.created to every subscriber of "runs" (but those skip names), and
+// /metrics.
 type fakeServer struct {
 	mu     sync.Mutex
 	subs   []*fakeSub
@@ -105,11 +109,24 @@ type fakeServer struct {
 	// skip, when set, is called with the subscriber index and the run
 	// number; true means that subscriber does not get that event.
 	skip func(sub, run int) bool
+	// refuse, when set, is called with the number of each publish; true
+	// means it is refused.
+	refuse    func(n int) bool
+	publishes int
+	runIDs    []string
 }
 
 type fakeSub struct {
-	mu sync.Mutex
-	ws *websocket.Conn
+	mu      sync.Mutex
+	ws      *websocket.Conn
+	channel string
+}
+
+// write sends one frame to s.
+func (s *fakeSub) write(frame []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = s.ws.WriteMessage(websocket.TextMessage, frame)
 }
 
 func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -123,18 +140,43 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return
 		}
-		s := &fakeSub{ws: ws}
+		self := &fakeSub{ws: ws}
 		for {
-			var in map[string]string
+			var in struct {
+				Type, Ref, Channel, Event string
+				Payload                   json.RawMessage
+			}
 			if err := ws.ReadJSON(&in); err != nil {
 				return
 			}
-			if in["type"] == "subscribe" {
+			switch in.Type {
+			case "subscribe":
 				f.mu.Lock()
-				s.mu.Lock()
-				_ = ws.WriteJSON(map[string]any{"type": "subscribed", "ref": in["ref"], "channel": in["channel"], "offset": f.offset})
-				s.mu.Unlock()
-				f.subs = append(f.subs, s)
+				frame, _ := json.Marshal(map[string]any{"type": "subscribed", "ref": in.Ref, "channel": in.Channel, "offset": f.offset})
+				self.write(frame)
+				self.channel = in.Channel
+				f.subs = append(f.subs, self)
+				f.mu.Unlock()
+			case "ping":
+				frame, _ := json.Marshal(map[string]string{"type": "pong", "ref": in.Ref})
+				self.write(frame)
+			case "publish":
+				f.mu.Lock()
+				n := f.publishes
+				f.publishes++
+				if f.refuse != nil && f.refuse(n) {
+					frame, _ := json.Marshal(map[string]any{"type": "error", "ref": in.Ref, "code": "RATE_LIMITED", "message": "too many events", "retryAfterMs": 5})
+					self.write(frame)
+					f.mu.Unlock()
+					continue
+				}
+				f.offset++
+				frame, _ := json.Marshal(map[string]any{"type": "event", "channel": in.Channel, "event": in.Event, "offset": f.offset, "data": in.Payload})
+				for _, s := range f.subs {
+					if s != self && s.channel == in.Channel {
+						s.write(frame)
+					}
+				}
 				f.mu.Unlock()
 			}
 		}
@@ -154,18 +196,20 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.offset++
 		n := f.posts
 		f.posts++
+		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", n)
+		f.runIDs = append(f.runIDs, id)
 		frame, _ := json.Marshal(map[string]any{"type": "event", "channel": "runs", "event": "run.created", "offset": f.offset,
-			"data": map[string]any{"id": "x", "metadata": run.Metadata}})
+			"data": map[string]any{"id": id, "metadata": run.Metadata}})
 		for i, s := range f.subs {
-			if f.skip != nil && f.skip(i, n) {
+			if s.channel != "runs" || f.skip != nil && f.skip(i, n) {
 				continue
 			}
-			s.mu.Lock()
-			_ = s.ws.WriteMessage(websocket.TextMessage, frame)
-			s.mu.Unlock()
+			s.write(frame)
 		}
 		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, `{"id":%q,"agentName":"wsbench","status":"running","metadata":%s}`, id, run.Metadata)
 	case r.URL.Path == "/metrics":
 		f.mu.Lock()
 		n := len(f.subs)
@@ -197,8 +241,85 @@ func TestLatencyAgainstFakeServer(t *testing.T) {
 		r.Duplicates != 0 || r.Disconnected != 0 || r.PostStatus["201"] != 100 {
 		t.Fatalf("%+v", r)
 	}
-	if r.Latency.P50 <= 0 || r.Latency.P99 < r.Latency.P50 || r.Latency.Max < r.Latency.P99 || r.PostLatency.Count != 100 {
+	if r.Latency.P50 <= 0 || r.Latency.P99 < r.Latency.P50 || r.Latency.Max < r.Latency.P99 || r.PostLatency == nil || r.PostLatency.Count != 100 {
 		t.Fatalf("latency %+v, POST %+v", r.Latency, r.PostLatency)
+	}
+	if r.Source != "http" || r.Channel != "runs" || r.RunID != "" {
+		t.Fatalf("source %q, channel %q, run %q", r.Source, r.Channel, r.RunID)
+	}
+}
+
+func TestLatencyWSSourceAgainstFakeServer(t *testing.T) {
+	f := &fakeServer{}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	var out, stderr bytes.Buffer
+	code := run(context.Background(), []string{"-ws", srv.URL, "-token", "tok", "-source", "ws", "-subscribers", "20", "-rate", "200",
+		"-warmup", "100ms", "-d", "500ms", "-drain", "2s", "-json", "-label", "fake-ws"}, &out, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var r LatencyResult
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	// One run created, then every event published on its channel.
+	if len(f.runIDs) != 1 || f.posts != 1 || f.publishes != 120 {
+		t.Fatalf("runs %v, publishes %d", f.runIDs, f.publishes)
+	}
+	if r.Source != "ws" || r.RunID != f.runIDs[0] || r.Channel != "run:"+f.runIDs[0] || r.Label != "fake-ws" || r.PostLatency != nil {
+		t.Fatalf("%+v", r)
+	}
+	if r.WarmupEvents != 20 || r.EventsOK != 100 || r.EventsFailed != 0 || r.PostStatus["ok"] != 100 || len(r.PostStatus) != 1 {
+		t.Fatalf("%+v", r)
+	}
+	if r.Expected != 2000 || r.Delivered != 2000 || r.Missing != 0 || r.CompleteSubscribers != 20 || r.Latency.Count != 2000 ||
+		r.Duplicates != 0 || r.Unexpected != 0 || r.Disconnected != 0 || r.AchievedRate <= 0 {
+		t.Fatalf("%+v", r)
+	}
+	if r.Latency.P50 <= 0 || r.Latency.P99 < r.Latency.P50 || r.Latency.Max < r.Latency.P99 {
+		t.Fatalf("latency %+v", r.Latency)
+	}
+	if bytes.Contains(out.Bytes(), []byte(`"post_latency_ms"`)) || !bytes.Contains(out.Bytes(), []byte(`"source": "ws"`)) {
+		t.Errorf("JSON:\n%s", out.Bytes())
+	}
+	var b bytes.Buffer
+	r.writeText(&b)
+	if !strings.Contains(b.String(), "publishes    100 sent, 0 failed (ok=100)") || strings.Contains(b.String(), "POST ") {
+		t.Error(b.String())
+	}
+}
+
+func TestLatencyWSSourceCountsRefusedPublishes(t *testing.T) {
+	// Publishes 20-29 (the first ten measured; 0-9 are the warm-up) are
+	// refused, and no subscriber gets them.
+	f := &fakeServer{refuse: func(n int) bool { return n >= 20 && n < 30 }}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	cfg := Config{WS: srv.URL, API: srv.URL, Token: "tok", Source: "ws", Subscribers: 3, Rate: 100, Warmup: 100 * time.Millisecond,
+		Duration: 500 * time.Millisecond, Drain: 300 * time.Millisecond, Publishers: 1, MaxFailures: 0, ConnectParallel: 2, Timeout: 5 * time.Second}
+	r, err := RunLatency(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.EventsOK != 40 || r.EventsFailed != 10 || r.PostStatus["RATE_LIMITED"] != 10 || r.PostStatus["ok"] != 40 ||
+		r.Expected != 120 || r.Delivered != 120 || r.Missing != 0 || r.Unexpected != 0 || r.CompleteSubscribers != 3 {
+		t.Fatalf("%+v", r)
+	}
+	if len(r.PostErrorSamples) != 1 || r.PostErrorSamples[0] != "RATE_LIMITED: too many events" {
+		t.Fatalf("samples %q", r.PostErrorSamples)
+	}
+
+	// Through run, more failures than -max-failures: exit 1, with the
+	// result.
+	f.mu.Lock()
+	f.publishes = 0
+	f.mu.Unlock()
+	var out, stderr bytes.Buffer
+	code := run(context.Background(), []string{"-ws", srv.URL, "-token", "tok", "-source", "ws", "-subscribers", "2", "-rate", "100",
+		"-warmup", "100ms", "-d", "500ms", "-drain", "300ms", "-max-failures", "0.1", "-json"}, &out, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "10 of 50 publishes failed") || !bytes.Contains(out.Bytes(), []byte(`"RATE_LIMITED": 10`)) {
+		t.Fatalf("exit %d: %s\n%s", code, stderr.String(), out.Bytes())
 	}
 }
 
@@ -245,9 +366,23 @@ func TestIdleAgainstFakeServer(t *testing.T) {
 func TestBenchEvent(t *testing.T) {
 	frame := []byte(`{"type":"event","channel":"runs","event":"run.created","offset":7,"data":{"id":"x","agentName":"wsbench",` +
 		`"metadata":{"wsbenchT": "1760000000123456789", "wsbench":"ab12", "wsbenchSeq": 42},"status":"running"}}`)
-	bench, seq, sent, ok := benchEvent(frame)
+	runs, created := channelPattern("runs"), eventPattern("run.created")
+	bench, seq, sent, ok := benchEvent(frame, runs, created)
 	if !ok || string(bench) != "ab12" || seq != 42 || sent != 1760000000123456789 {
 		t.Fatalf("%q %d %d %v", bench, seq, sent, ok)
+	}
+	// A client publish: the keys in the payload, on a run's channel.
+	const id = "0b4c8a53-7f7e-4c4c-9a55-0a2d8c7e3f11"
+	pub := []byte(`{"type":"event","channel":"run:` + id + `","event":"wsbench.tick","offset":3,` +
+		`"data":{"wsbench":"ab12","wsbenchSeq":7,"wsbenchT":"1760000000000000001"}}`)
+	onRun, tick := channelPattern("run:"+id), eventPattern("wsbench.tick")
+	if bench, seq, sent, ok := benchEvent(pub, onRun, tick); !ok || string(bench) != "ab12" || seq != 7 || sent != 1760000000000000001 {
+		t.Fatalf("publish: %q %d %d %v", bench, seq, sent, ok)
+	}
+	for _, m := range [][2][]byte{{runs, tick}, {onRun, created}, {channelPattern("run:0b4c8a53"), tick}} {
+		if _, _, _, ok := benchEvent(pub, m[0], m[1]); ok {
+			t.Errorf("publish accepted as %s %s", m[0], m[1])
+		}
 	}
 	for _, bad := range []string{
 		strings.Replace(string(frame), `"channel":"runs"`, `"channel":"run:x"`, 1),
@@ -257,7 +392,7 @@ func TestBenchEvent(t *testing.T) {
 		strings.Replace(string(frame), `"ab12"`, `"a\"b"`, 1),
 		`{"type":"error","ref":"","code":"X","message":"y"}`,
 	} {
-		if _, _, _, ok := benchEvent([]byte(bad)); ok {
+		if _, _, _, ok := benchEvent([]byte(bad), runs, created); ok {
 			t.Errorf("accepted %s", bad)
 		}
 	}
