@@ -145,10 +145,15 @@ func (d dialectSQL) p95(expr string) string {
 	return "agentstore_p95(" + expr + ")"
 }
 
-// day is the SQL for the UTC calendar day (YYYY-MM-DD) of a timestamp.
-func (d dialectSQL) day(expr string) string {
+// day is the SQL that groups timestamps by UTC calendar day, and the SQL
+// of the group's key (YYYY-MM-DD). On PostgreSQL the rows are grouped by
+// a date, which sorts cheaper than its text, and only each group's key is
+// formatted.
+func (d dialectSQL) day(expr string) (group, key string) {
 	if d.name == dialect.Postgres {
-		return "to_char(" + expr + " AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+		group = "((" + expr + " AT TIME ZONE 'UTC')::date)"
+		return group, "to_char(" + group + ", 'YYYY-MM-DD')"
 	}
-	return "strftime('%Y-%m-%d', " + expr + ")"
+	group = "strftime('%Y-%m-%d', " + expr + ")"
+	return group, group
 }

@@ -109,16 +109,19 @@ func (u *Usage) Summary(ctx context.Context, w Window, groupBy string) ([]UsageS
 	}
 	var out []UsageSummary
 	err = q.Modify(func(s *sql.Selector) {
-		var key string
+		var key, group string
 		switch groupBy {
 		case "day":
-			key = u.s.dialectSQL().day(s.C(usagemetric.FieldRecordedAt))
+			group, key = u.s.dialectSQL().day(s.C(usagemetric.FieldRecordedAt))
 		case "model":
 			key = s.C(usagemetric.FieldModel)
 		case "agentName":
 			runs := sql.Table(agentrun.Table).Schema(u.s.pgSchema).As("r")
 			s.LeftJoin(runs).On(s.C(usagemetric.FieldRunID), runs.C(agentrun.FieldID))
 			key = "COALESCE(" + runs.C(agentrun.FieldAgentName) + ", '')"
+		}
+		if group == "" {
+			group = key
 		}
 		s.Select(
 			sql.As(key, "key"),
@@ -127,7 +130,7 @@ func (u *Usage) Summary(ctx context.Context, w Window, groupBy string) ([]UsageS
 			sql.As(sql.Sum(s.C(usagemetric.FieldTotalTokens)), "total_tokens"),
 			sql.As(sql.Sum(s.C(usagemetric.FieldCostUsd)), "cost_usd"),
 			sql.As(sql.Count(sql.Distinct(s.C(usagemetric.FieldRunID))), "runs"),
-		).GroupBy(key).OrderBy(key)
+		).GroupBy(group).OrderBy(group)
 	}).Scan(ctx, &out)
 	if err != nil {
 		return nil, translate(err)
