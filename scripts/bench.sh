@@ -29,7 +29,9 @@
 #   f. scale: one tenant's 1M seeded runs and 1M usage rows (30 days), 16
 #      clients: GET /v1/runs?limit=50, GET /v1/runs?status=failed&limit=50,
 #      GET /v1/runs/stats?groupBy=status&from=-30d and
-#      GET /v1/usage/summary?groupBy=day&from=-30d; the list against c.
+#      GET /v1/usage/summary?groupBy=day&from=-30d, the two aggregates
+#      also with one client (the time of a request alone); the list
+#      against c.
 #   g. legacy import: a fresh database of the same cluster with the minimal
 #      Supabase auth schema, testdata/fixtures/legacy seeded (100k runs,
 #      about 1.7M rows; not timed), `migrate apply`, then `legacy import`
@@ -450,6 +452,11 @@ load scale-stats "$raw/scale/stats.json" -url "$scale_url/v1/runs/stats?groupBy=
   -c "$CLIENTS" -d "$SCALE_AGG_DURATION" -warmup "$SCALE_AGG_WARMUP" -timeout 60s -expect 200
 load scale-usage "$raw/scale/usage.json" -url "$scale_url/v1/usage/summary?groupBy=day&from=$since" -token "$scale_token" \
   -c "$CLIENTS" -d "$SCALE_AGG_DURATION" -warmup "$SCALE_AGG_WARMUP" -timeout 60s -expect 200
+# The same aggregates one request at a time: how long one takes alone.
+load scale-stats-1 "$raw/scale/stats-1.json" -url "$scale_url/v1/runs/stats?groupBy=status&from=$since" -token "$scale_token" \
+  -c 1 -d "$SCALE_AGG_DURATION" -warmup 2s -timeout 60s -expect 200
+load scale-usage-1 "$raw/scale/usage-1.json" -url "$scale_url/v1/usage/summary?groupBy=day&from=$since" -token "$scale_token" \
+  -c 1 -d "$SCALE_AGG_DURATION" -warmup 2s -timeout 60s -expect 200
 # One answer of each aggregate, to show what was computed.
 curl -fsS -H "Authorization: Bearer $scale_token" "$scale_url/v1/runs/stats?groupBy=status&from=$since" >"$raw/scale/stats-body.json" || true
 curl -fsS -H "Authorization: Bearer $scale_token" "$scale_url/v1/usage/summary?groupBy=day&from=$since" >"$raw/scale/usage-body.json" || true

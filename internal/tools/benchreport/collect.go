@@ -710,19 +710,25 @@ type ScaleResults struct {
 	Failed *HTTPScenario `json:"failed,omitempty"`
 	Stats  *HTTPScenario `json:"stats,omitempty"`
 	Usage  *HTTPScenario `json:"usage_summary,omitempty"`
+	// StatsSolo and UsageSolo are the aggregates with one client: the time
+	// of one request when nothing else runs.
+	StatsSolo *HTTPScenario `json:"stats_solo,omitempty"`
+	UsageSolo *HTTPScenario `json:"usage_summary_solo,omitempty"`
 	// ListP99Ratio is the list's p99 over the baseline list's (scenario c).
 	ListP99Ratio float64 `json:"list_p99_ratio,omitempty"`
 }
 
-// collectScale reads scale/list.json, failed.json, stats.json and
-// usage.json (loadgen -json results); nil when there is none. The list
+// collectScale reads scale/list.json, failed.json, stats.json,
+// usage.json, stats-1.json and usage-1.json (loadgen -json results); nil
+// when there is none. The list
 // is compared with base, the list of scenario c.
 func collectScale(dir string, base *HTTPScenario) (*ScaleResults, error) {
 	sc := &ScaleResults{}
 	for _, s := range []struct {
 		file string
 		dst  **HTTPScenario
-	}{{"list.json", &sc.List}, {"failed.json", &sc.Failed}, {"stats.json", &sc.Stats}, {"usage.json", &sc.Usage}} {
+	}{{"list.json", &sc.List}, {"failed.json", &sc.Failed}, {"stats.json", &sc.Stats}, {"usage.json", &sc.Usage},
+		{"stats-1.json", &sc.StatsSolo}, {"usage-1.json", &sc.UsageSolo}} {
 		var l Load
 		switch err := readLoad(filepath.Join(dir, s.file), &l); {
 		case err == nil:

@@ -72,6 +72,8 @@ func writeRaw(t *testing.T) string {
 		"scale/failed.json":           load(400, 80, 8000, 9000, "200"),
 		"scale/stats.json":            load(5, 3000, 50, 60, "200"),
 		"scale/usage.json":            load(8, 2000, 80, 90, "200"),
+		"scale/stats-1.json":          strings.Replace(load(1, 700, 15, 15, "200"), `"concurrency":32`, `"concurrency":1`, 1),
+		"scale/usage-1.json":          strings.Replace(load(2, 450, 30, 30, "200"), `"concurrency":32`, `"concurrency":1`, 1),
 		"legacy/legacy.env": "runs_param=100000\nflags=\nseed_s=70\nrows=1700000\nrows_agent_runs=100000\nrows_agent_steps=800000\n" +
 			"rows_tool_calls=400000\nrows_audit_logs=300000\nrows_usage_metrics=90000\nrows_system_health=10000\nquarantined=25000\n" +
 			"wall_s=42.500\nmax_rss_kib=102400\nrss_source=/usr/bin/time -v\nverify_s=8.25\nverify_exit=0\n",
@@ -166,12 +168,15 @@ func TestCollect(t *testing.T) {
 		t.Errorf("idle %+v", ws.Idle)
 	}
 	sc := res.Scale
-	if sc == nil || sc.List == nil || sc.Failed == nil || sc.Stats == nil || sc.Usage == nil {
+	if sc == nil || sc.List == nil || sc.Failed == nil || sc.Stats == nil || sc.Usage == nil || sc.StatsSolo == nil || sc.UsageSolo == nil {
 		t.Fatalf("scale %+v", sc)
 	}
 	// The list of 600 req/s, p99 50 ms is the baseline.
 	if !near(sc.List.Ratio, 0.5) || !near(sc.ListP99Ratio, 2) || sc.Failed.Ratio != 0 || sc.Stats.Latency.P99 != 3000 || sc.Usage.RPS != 8 {
 		t.Errorf("scale list %+v, p99 ratio %v", sc.List, sc.ListP99Ratio)
+	}
+	if sc.StatsSolo.Concurrency != 1 || sc.StatsSolo.Latency.P99 != 700 || sc.UsageSolo.RPS != 2 {
+		t.Errorf("scale solo %+v %+v", sc.StatsSolo, sc.UsageSolo)
 	}
 	lg := res.Legacy
 	if lg == nil || lg.Rows != 1700000 || lg.RowsByTable["agent_steps"] != 800000 || len(lg.RowsByTable) != 6 || !near(lg.RowsPerS, 40000) ||

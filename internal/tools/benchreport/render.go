@@ -174,7 +174,8 @@ func scaleMarkdown(p func(string, ...any), sc *ScaleResults, m map[string]string
 	}
 	p("; a fresh server on the same database. The aggregates cover the whole tenant (`from` = %s, 30 days before the run). ",
 		orDefault(m["scale_from"], "30 days ago"))
-	p("The ratio compares the list with the list of %s runs above, measured in the same run.\n\n", orDefault(m["list_seeded_runs"], "100000"))
+	p("The ratio compares the list with the list of %s runs above, measured in the same run. ", orDefault(m["list_seeded_runs"], "100000"))
+	p("Each aggregate reads every row of the window on every request; the one-client rows give the time of a request alone.\n\n")
 	p("| route | clients | measured | req/s | p50 ms | p90 ms | p99 ms | max ms | requests | failed | ratio to the %s-run list (req/s, p99) |\n",
 		orDefault(m["list_seeded_runs"], "100000"))
 	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
@@ -186,6 +187,8 @@ func scaleMarkdown(p func(string, ...any), sc *ScaleResults, m map[string]string
 		{"`GET /v1/runs?status=failed&limit=50`", sc.Failed},
 		{"`GET /v1/runs/stats?groupBy=status&from=…`", sc.Stats},
 		{"`GET /v1/usage/summary?groupBy=day&from=…`", sc.Usage},
+		{"`GET /v1/runs/stats?groupBy=status&from=…`", sc.StatsSolo},
+		{"`GET /v1/usage/summary?groupBy=day&from=…`", sc.UsageSolo},
 	} {
 		s := c.s
 		if s == nil {
