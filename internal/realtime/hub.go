@@ -13,8 +13,10 @@
 // can send a ping right after it, since frames are handled in order.
 //
 // Close codes: 1001 shutdown, 1008 slow consumer (send queue full), 1009
-// frame too large, 1012 events may have been lost (Redis link broke;
-// resubscribe with since), 4001 token expired.
+// frame too large, 1012 events may have been lost (Redis was unreachable
+// and is back; resubscribe with since), 4001 token expired. While Redis is
+// unreachable an instance delivers the events written through it to its
+// own subscribers (see redisBroker).
 package realtime
 
 import (

@@ -54,8 +54,9 @@ const (
 	// than Config.MaxMessageBytes.
 	CloseMessageTooBig = 1009
 	// CloseResync (1012, service restart) ends the subscribed connections
-	// of an instance whose link to Redis broke, because events may have
-	// been missed meanwhile; they reconnect and resubscribe with "since".
+	// of an instance once Redis is reachable again after an outage or a
+	// broken pub/sub link, because events may have been missed meanwhile;
+	// they reconnect and resubscribe with "since".
 	CloseResync = 1012
 	// CloseTokenExpired (4001) ends a connection whose token expired
 	// without an "auth" refresh.
