@@ -440,6 +440,34 @@ func RunLatency(ctx context.Context, cfg Config, logw io.Writer) (*LatencyResult
 	return res, nil
 }
 
+// schedule paces events at a fixed rate from a start just ahead.
+type schedule struct {
+	start    time.Time
+	interval float64 // nanoseconds between events
+}
+
+func newSchedule(rate float64) schedule {
+	return schedule{start: time.Now().Add(20 * time.Millisecond), interval: float64(time.Second) / rate}
+}
+
+// due is when event i should be sent.
+func (s schedule) due(i int) time.Time {
+	return s.start.Add(time.Duration(float64(i) * s.interval))
+}
+
+// wait sleeps on t until event i is due, and reports false when ctx ended
+// first.
+func (s schedule) wait(ctx context.Context, t *time.Timer, i int) bool {
+	if d := time.Until(s.due(i)); d > 0 {
+		t.Reset(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	return ctx.Err() == nil
+}
+
 // published is what the publisher did.
 type published struct {
 	ok      []bool // per event: the POST answered 201, or the publish was sent and not refused
@@ -463,22 +491,16 @@ func publish(ctx context.Context, cfg Config, u string, rec *recorder) *publishe
 	client := loopback.HTTPClient(cfg.Publishers, cfg.Timeout)
 	defer client.CloseIdleConnections()
 
-	interval := float64(time.Second) / cfg.Rate
-	start := time.Now().Add(20 * time.Millisecond)
-	due := func(i int) time.Time { return start.Add(time.Duration(float64(i) * interval)) }
+	sched := newSchedule(cfg.Rate)
+	due := sched.due
 	jobs := make(chan int, total)
 	go func() {
 		defer close(jobs)
 		t := time.NewTimer(0)
 		defer t.Stop()
 		for i := range total {
-			if d := time.Until(due(i)); d > 0 {
-				t.Reset(d)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					return
-				}
+			if !sched.wait(ctx, t, i) {
+				return
 			}
 			jobs <- i
 		}
@@ -589,23 +611,15 @@ func publishWS(ctx context.Context, cfg Config, u, channel string, rec *recorder
 		}
 	}()
 
-	interval := float64(time.Second) / cfg.Rate
-	start := time.Now().Add(20 * time.Millisecond)
-	due := func(i int) time.Time { return start.Add(time.Duration(float64(i) * interval)) }
+	sched := newSchedule(cfg.Rate)
+	due := sched.due
 	sent := make([]bool, total)
 	writeFailed := -1 // the event whose write failed
 	var frame []byte
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for i := range total {
-		if d := time.Until(due(i)); d > 0 {
-			t.Reset(d)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-			}
-		}
-		if ctx.Err() != nil {
+		if !sched.wait(ctx, t, i) {
 			break
 		}
 		t0 := time.Now()
@@ -636,8 +650,12 @@ func publishWS(ctx context.Context, cfg Config, u, channel string, rec *recorder
 			wait := time.NewTimer(cfg.Timeout)
 			select {
 			case <-pong:
-			case <-readDone:
-				errs.add("publisher connection ended before the final pong")
+			case <-readDone: // also closed right after pong: check which
+				select {
+				case <-pong:
+				default:
+					errs.add("publisher connection ended before the final pong")
+				}
 			case <-wait.C:
 				errs.add(fmt.Sprintf("no pong to the final ping within %s: refusals may be missing", cfg.Timeout))
 			case <-ctx.Done():
