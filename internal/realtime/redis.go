@@ -104,7 +104,11 @@ type redisBody struct {
 // above the local ones, and the subscribed connections are closed with
 // 1012: events written through other instances during the outage never
 // reached this one, and a resubscription with since says so
-// ("recovered": false).
+// ("recovered": false). Local offsets start from this host's clock, so
+// they stay above the Redis offsets a client saw unless this host's clock
+// is behind Redis's by about as long as the channel has existed (Redis
+// starts a channel at its own clock in microseconds and adds one per
+// event).
 type redisBroker struct {
 	rdb      *redis.Client
 	prefix   string
