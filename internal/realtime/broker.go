@@ -93,6 +93,9 @@ type memBroker struct {
 	size     int
 	ttl      time.Duration
 	dispatch func(*event)
+	// floor, when set, is an offset a new channel must start above: the
+	// highest one this instance already sent for it.
+	floor func(chanKey) uint64
 
 	mu    sync.Mutex
 	chans map[chanKey]*memChannel
@@ -127,6 +130,9 @@ func (b *memBroker) channel(key chanKey, now time.Time) *memChannel {
 		seed := uint64(now.UnixMicro())
 		if ch != nil && ch.top >= seed {
 			seed = ch.top
+		}
+		if b.floor != nil {
+			seed = max(seed, b.floor(key))
 		}
 		ch = &memChannel{top: seed, touched: now}
 		b.chans[key] = ch

@@ -92,7 +92,7 @@ func New(ctx context.Context, cfg Config, rdb *redis.Client, log *slog.Logger, m
 	if rdb == nil {
 		h.broker = newMemBroker(cfg.HistorySize, cfg.HistoryTTL, h.dispatch)
 	} else {
-		b, err := newRedisBroker(ctx, rdb, cfg.KeyPrefix, cfg.HistorySize, cfg.HistoryTTL, h.dispatch, h.resync, log, m)
+		b, err := newRedisBroker(ctx, rdb, cfg.KeyPrefix, cfg.HistorySize, cfg.HistoryTTL, h.dispatch, h.resync, h.sent, log, m)
 		if err != nil {
 			h.cancel()
 			return nil, err
@@ -141,6 +141,20 @@ func (h *Hub) dispatch(e *event) {
 	}
 	h.mu.RUnlock()
 	h.m.delivered(n)
+}
+
+// sent is the highest offset of key that this instance's subscribers were
+// sent, or know of.
+func (h *Hub) sent(key chanKey) uint64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var top uint64
+	for s := range h.subs[key] {
+		s.mu.Lock()
+		top = max(top, s.last)
+		s.mu.Unlock()
+	}
+	return top
 }
 
 // resync closes every connection that has a subscription, because events

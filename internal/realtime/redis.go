@@ -104,11 +104,9 @@ type redisBody struct {
 // above the local ones, and the subscribed connections are closed with
 // 1012: events written through other instances during the outage never
 // reached this one, and a resubscription with since says so
-// ("recovered": false). Local offsets start from this host's clock, so
-// they stay above the Redis offsets a client saw unless this host's clock
-// is behind Redis's by about as long as the channel has existed (Redis
-// starts a channel at its own clock in microseconds and adds one per
-// event).
+// ("recovered": false). Local offsets start from this host's clock in
+// microseconds, and above the highest offset this instance sent its
+// subscribers (sent), whatever the clocks of this host and of Redis say.
 type redisBroker struct {
 	rdb      *redis.Client
 	prefix   string
@@ -144,7 +142,7 @@ const probeEvery = time.Second
 const healthEvery = 15 * time.Second
 
 func newRedisBroker(ctx context.Context, rdb *redis.Client, prefix string, size int, ttl time.Duration,
-	dispatch func(*event), resync func(), log *slog.Logger, m *Metrics) (*redisBroker, error) {
+	dispatch func(*event), resync func(), sent func(chanKey) uint64, log *slog.Logger, m *Metrics) (*redisBroker, error) {
 	b := &redisBroker{
 		rdb: rdb, prefix: prefix, pubsub: prefix + "events", size: size, ttl: ttl,
 		dispatch: dispatch, resync: resync, log: log, m: m, done: make(chan struct{}),
@@ -161,6 +159,7 @@ func newRedisBroker(ctx context.Context, rdb *redis.Client, prefix string, size 
 	b.ps = ps
 	b.linkUp.Store(true)
 	b.local = newMemBroker(size, ttl, dispatch)
+	b.local.floor = sent
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	go b.receive(b.ctx)
 	return b, nil
