@@ -260,7 +260,8 @@ func TestWebSocketThroughRedisRestart(t *testing.T) {
 			}
 		})
 	}
-	defer func() { close(stop); load.Wait() }()
+	stopLoad := sync.OnceFunc(func() { close(stop); load.Wait() })
+	defer stopLoad()
 
 	subscribe := func(since *uint64) (*websocket.Conn, wsFrame) {
 		c := dialWS(t, a, tok)
@@ -339,9 +340,7 @@ func TestWebSocketThroughRedisRestart(t *testing.T) {
 	last = f.Offset
 	await(sub, create(b, "after")) // cross-instance delivery resumed
 
-	close(stop)
-	load.Wait()
-	stop = make(chan struct{}) // for the deferred close
+	stopLoad()
 	assert.Nil(t, loadErr.Load(), "every write succeeded through the outage")
 	require.NoError(t, a.stop(t))
 	require.NoError(t, b.stop(t))

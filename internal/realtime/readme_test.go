@@ -22,10 +22,10 @@ func TestReadme(t *testing.T) {
 
 	require.Contains(t, text, "send queue ("+strconv.Itoa(DefaultSendQueue)+" frames)")
 	for phrase, code := range map[string]int{
-		"closed with " + strconv.Itoa(CloseSlowConsumer): CloseSlowConsumer,
-		"connections with 1012":                          CloseResync,
-		"1001 means shutdown":                            CloseGoingAway,
-		"4001 an expired token":                          CloseTokenExpired,
+		"closed with 1008":      CloseSlowConsumer,
+		"connections with 1012": CloseResync,
+		"1001 means shutdown":   CloseGoingAway,
+		"4001 an expired token": CloseTokenExpired,
 	} {
 		require.Contains(t, text, phrase)
 		require.Contains(t, phrase, strconv.Itoa(code))
