@@ -5,8 +5,8 @@
 //
 // Usage:
 //
-//	go run ./internal/tools/migratelint [-dir migrations] [-base REF] [-schema NAME] [FILE...]
-//	go run ./internal/tools/migratelint [-dir migrations] -hash
+//	go run ./tools/migratelint [-dir migrations] [-base REF] [-schema NAME] [FILE...]
+//	go run ./tools/migratelint [-dir migrations] -hash
 //
 // -hash only rewrites DIR/atlas.sum from the files, as `atlas migrate hash`
 // does (needed after editing or hand-writing a migration), and needs no
@@ -172,7 +172,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts.AdminURL = os.Getenv(envAdminURL)
 	if opts.AdminURL == "" {
 		fmt.Fprintf(stderr, "migratelint: %s is not set: it must hold the superuser URL of a PostgreSQL cluster "+
-			"to create a scratch database in; run `scripts/services.sh -- go run ./internal/tools/migratelint` (or `make migrate-lint`)\n", envAdminURL)
+			"to create a scratch database in; run `scripts/services.sh -- go run ./tools/migratelint` (or `make migrate-lint`)\n", envAdminURL)
 		return exitError
 	}
 	res, err := lint(ctx, opts)

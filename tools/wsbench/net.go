@@ -6,7 +6,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/agentstore/agentstore/internal/tools/loopback"
+	"github.com/agentstore/agentstore/tools/loopback"
 )
 
 // baseURL parses raw and refuses anything but http(s) or ws(s) to this

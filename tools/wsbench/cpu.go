@@ -10,28 +10,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/agentstore/agentstore/tools/benchresult"
 )
 
 // clockTick is the kernel's USER_HZ, the unit of /proc CPU times: 100 on
 // every Linux this runs on.
 const clockTick = 10 * time.Millisecond
-
-// CPUUsage is where the machine's CPU time went while events were created
-// and delivered: load generator and server share the machine, so a busy
-// machine shows in the latency.
-type CPUUsage struct {
-	// WindowS is the wall time measured: from the first POST to the end of
-	// the drain.
-	WindowS float64 `json:"window_s"`
-	// ClientS is this process's CPU time (the subscribers and the
-	// publisher), ServerS that of the -server-pid processes.
-	ClientS float64 `json:"client_s"`
-	ServerS float64 `json:"server_s,omitempty"`
-	// MachineBusyPct is the share of all CPUs' time not idle, from
-	// /proc/stat; NProc the CPUs.
-	MachineBusyPct float64 `json:"machine_busy_pct"`
-	NProc          int     `json:"nproc"`
-}
 
 // cpuSnap is one reading of the CPU counters.
 type cpuSnap struct {
@@ -63,8 +48,8 @@ func readCPU(pids []int) (cpuSnap, error) {
 }
 
 // usage is the CPU use between two readings.
-func usage(a, b cpuSnap, withServer bool) *CPUUsage {
-	u := &CPUUsage{
+func usage(a, b cpuSnap, withServer bool) *benchresult.WSCPU {
+	u := &benchresult.WSCPU{
 		WindowS: b.at.Sub(a.at).Seconds(),
 		ClientS: (b.self - a.self).Seconds(),
 		NProc:   runtime.NumCPU(),

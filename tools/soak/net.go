@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/agentstore/agentstore/internal/tools/loopback"
+	"github.com/agentstore/agentstore/tools/loopback"
 )
 
 // baseURL parses raw and refuses anything but http(s) to this machine.

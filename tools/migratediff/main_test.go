@@ -18,7 +18,7 @@ import (
 // write nothing.
 func TestMigrationsMatchSchema(t *testing.T) {
 	tmp := t.TempDir()
-	src, err := filepath.Glob("../../../migrations/*")
+	src, err := filepath.Glob("../../migrations/*")
 	require.NoError(t, err)
 	for _, f := range src {
 		if filepath.Ext(f) == ".go" {

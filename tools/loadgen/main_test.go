@@ -14,7 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentstore/agentstore/internal/tools/loopback"
+	"github.com/agentstore/agentstore/tools/benchresult"
+	"github.com/agentstore/agentstore/tools/loopback"
 )
 
 func TestCheckURLRefusesOtherHosts(t *testing.T) {
@@ -100,7 +101,7 @@ func TestPercentile(t *testing.T) {
 	if l.P50 != 50 || l.P90 != 90 || l.P99 != 99 || l.Max != 100 || l.Mean != 50.5 {
 		t.Fatalf("got %+v", l)
 	}
-	if (summarizeLatency(nil) != Latency{}) {
+	if (summarizeLatency(nil) != benchresult.Latency{}) {
 		t.Fatal("empty latencies are not zero")
 	}
 }
@@ -136,7 +137,7 @@ func TestRunAgainstLocalServer(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	var res Result
+	var res benchresult.Load
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
 		t.Fatal(err)
 	}

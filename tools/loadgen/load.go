@@ -16,7 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/agentstore/agentstore/internal/tools/loopback"
+	"github.com/agentstore/agentstore/tools/benchresult"
+	"github.com/agentstore/agentstore/tools/loopback"
 )
 
 // Config is one load run.
@@ -94,51 +95,6 @@ func checkURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// Latency summarizes the measured latencies, in milliseconds.
-type Latency struct {
-	Mean float64 `json:"mean"`
-	P50  float64 `json:"p50"`
-	P90  float64 `json:"p90"`
-	P99  float64 `json:"p99"`
-	Max  float64 `json:"max"`
-}
-
-// Result is what a run measured.
-type Result struct {
-	Label       string    `json:"label,omitempty"`
-	URL         string    `json:"url"`
-	Method      string    `json:"method"`
-	Concurrency int       `json:"concurrency"`
-	Started     time.Time `json:"started"`
-	// WarmupS is the configured warm-up, in seconds.
-	WarmupS float64 `json:"warmup_s"`
-	// DurationS is the measured window, from the end of the warm-up to the
-	// last measured response, in seconds.
-	DurationS float64 `json:"duration_s"`
-	// Requests counts the responses to requests sent in the window,
-	// whatever their status.
-	Requests int64 `json:"requests"`
-	// Errors counts the requests of the window that got no response.
-	Errors int64 `json:"errors"`
-	// Unexpected counts the responses of the window whose status is not
-	// in -expect.
-	Unexpected int64 `json:"unexpected"`
-	// WarmupRequests counts the requests sent during the warm-up.
-	WarmupRequests int64 `json:"warmup_requests"`
-	// TotalRequests counts every request sent, warm-up and errors
-	// included: what the server saw, for per-request server-side counters.
-	TotalRequests int64 `json:"total_requests"`
-	// RPS is Requests / DurationS.
-	RPS     float64 `json:"rps"`
-	Latency Latency `json:"latency_ms"`
-	// Status counts the responses of the window by status code.
-	Status map[string]int64 `json:"status"`
-	// Connections counts the TCP connections opened, warm-up included;
-	// with working keep-alive it equals the concurrency.
-	Connections  int64    `json:"connections"`
-	ErrorSamples []string `json:"error_samples,omitempty"`
-}
-
 // maxErrorSamples bounds the distinct transport errors a result keeps.
 const maxErrorSamples = 5
 
@@ -156,7 +112,7 @@ type worker struct {
 
 // Run sends the load described by cfg and returns what it measured. It
 // stops early, with what it has, when ctx is cancelled.
-func Run(ctx context.Context, cfg Config) (*Result, error) {
+func Run(ctx context.Context, cfg Config) (*benchresult.Load, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -279,8 +235,8 @@ func send(ctx context.Context, client *http.Client, u *url.URL, cfg Config, body
 }
 
 // summarize merges the workers' measurements.
-func summarize(cfg Config, started, measureFrom time.Time, workers []*worker, conns int64) *Result {
-	r := &Result{
+func summarize(cfg Config, started, measureFrom time.Time, workers []*worker, conns int64) *benchresult.Load {
+	r := &benchresult.Load{
 		Label: cfg.Label, URL: cfg.URL, Method: cfg.Method, Concurrency: cfg.Concurrency,
 		Started: started.UTC(), WarmupS: cfg.Warmup.Seconds(), Status: map[string]int64{}, Connections: conns,
 	}
@@ -317,9 +273,9 @@ func summarize(cfg Config, started, measureFrom time.Time, workers []*worker, co
 
 // summarizeLatency returns the mean, the nearest-rank percentiles and the
 // maximum of lat, in milliseconds; lat is sorted in place.
-func summarizeLatency(lat []time.Duration) Latency {
+func summarizeLatency(lat []time.Duration) benchresult.Latency {
 	if len(lat) == 0 {
-		return Latency{}
+		return benchresult.Latency{}
 	}
 	slices.Sort(lat)
 	var sum time.Duration
@@ -327,7 +283,7 @@ func summarizeLatency(lat []time.Duration) Latency {
 		sum += d
 	}
 	ms := func(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
-	return Latency{
+	return benchresult.Latency{
 		Mean: ms(sum / time.Duration(len(lat))),
 		P50:  ms(percentile(lat, 0.50)),
 		P90:  ms(percentile(lat, 0.90)),

@@ -2,7 +2,7 @@
 // service on this machine and reports throughput and latency. It is the
 // load generator of `make bench` (scripts/bench.sh).
 //
-//	go run ./internal/tools/loadgen -url http://127.0.0.1:8080/v1/runs \
+//	go run ./tools/loadgen -url http://127.0.0.1:8080/v1/runs \
 //	    -method POST -body-file run.json -body-template -token "$TOKEN" \
 //	    -c 16 -d 20s -warmup 3s -expect 201 -json
 //
@@ -44,6 +44,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/agentstore/agentstore/tools/benchresult"
 )
 
 // Bounds on the flags: enough for any benchmark here, small enough that a
@@ -167,7 +169,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, bool, float64, error) 
 }
 
 // writeText prints res for people.
-func writeText(w io.Writer, r *Result) {
+func writeText(w io.Writer, r *benchresult.Load) {
 	label := ""
 	if r.Label != "" {
 		label = r.Label + ": "

@@ -5,6 +5,8 @@ import (
 	"math/bits"
 	"sync/atomic"
 	"time"
+
+	"github.com/agentstore/agentstore/tools/benchresult"
 )
 
 // histogram counts durations in log-linear buckets: exact below 128 ns,
@@ -79,24 +81,13 @@ func (h *histogram) Quantile(q float64) time.Duration {
 	return time.Duration(h.max.Load())
 }
 
-// Summary is a latency distribution in milliseconds.
-type Summary struct {
-	Count uint64  `json:"count"`
-	Mean  float64 `json:"mean"`
-	P50   float64 `json:"p50"`
-	P90   float64 `json:"p90"`
-	P99   float64 `json:"p99"`
-	P999  float64 `json:"p999"`
-	Max   float64 `json:"max"`
-}
-
 // Summary summarizes the recorded durations.
-func (h *histogram) Summary() Summary {
+func (h *histogram) Summary() benchresult.WSSummary {
 	n := h.n.Load()
 	if n == 0 {
-		return Summary{}
+		return benchresult.WSSummary{}
 	}
-	return Summary{
+	return benchresult.WSSummary{
 		Count: n,
 		Mean:  ms(time.Duration(h.sum.Load() / n)),
 		P50:   ms(h.Quantile(0.50)),

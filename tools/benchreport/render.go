@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/agentstore/agentstore/tools/benchresult"
 )
 
 // limiterTitles name the limiter configurations in the report.
@@ -31,7 +33,7 @@ func Markdown(r *Results, chart string) string {
 	p("# agentstore benchmarks\n\n")
 	p("One `make bench` run (`scripts/bench.sh`), every scenario in the same run so that the ratios compare like with like. ")
 	p("PostgreSQL and Redis are throwaway local servers started by `scripts/services.sh --durable` (fsync on); ")
-	p("all load goes over 127.0.0.1 with `internal/tools/loadgen` (closed loop, keep-alive, fixed concurrency). ")
+	p("all load goes over 127.0.0.1 with `tools/loadgen` (closed loop, keep-alive, fixed concurrency). ")
 	p("The load generator, the server and the databases share the machine's CPUs, and other work may be running: ")
 	p("read absolute figures as this machine's, and the ratios as the result.\n\n")
 
@@ -233,7 +235,7 @@ func legacyMarkdown(p func(string, ...any), lg *LegacyResults) {
 	p("| legacy rows | quarantined | wall time | rows/s | peak RSS MiB | verify | target | verdict |\n|---:|---:|---:|---:|---:|---|---:|---|\n")
 	p("| %d | %s | %s | %s | %.1f | %s in %s | ≤ %.0f s | %s |\n\n", lg.Rows, q, secs(fmt.Sprint(lg.WallS)), num(lg.RowsPerS),
 		float64(lg.MaxRSSKiB)/1024, vf, secs(fmt.Sprint(lg.VerifyS)), lg.TargetWallS, verdict(lg.MeetsTarget))
-	p("**Target** (the issue's): the whole import in at most %.0f s, with `legacy verify` passing. ", lg.TargetWallS)
+	p("**Target**: the whole import in at most %.0f s, with `legacy verify` passing. ", lg.TargetWallS)
 	if lg.RunsParam < legacyTargetRuns {
 		p("This run seeded runs=%d, fewer than the %d (about 1.7M rows) the target is meant for: the verdict says little.", lg.RunsParam, legacyTargetRuns)
 	} else {
@@ -246,7 +248,7 @@ func legacyMarkdown(p func(string, ...any), lg *LegacyResults) {
 func wsMarkdown(p func(string, ...any), ws *WSResults) {
 	p("## WebSocket fan-out: `GET /v1/ws`\n\n")
 	if lats := ws.latencies(); len(lats) > 0 {
-		p("`internal/tools/wsbench`, a separate process: N connections subscribe to one channel of one tenant, then events are sent ")
+		p("`tools/wsbench`, a separate process: N connections subscribe to one channel of one tenant, then events are sent ")
 		p("at a fixed rate, each carrying its send time; every subscriber computes receive time − send time for every event, ")
 		p("and the percentiles are over every (subscriber, event) pair of the measured window. The events come from one of two sources. ")
 		p("*Run created*: the subscribers are on the tenant's `runs` channel and each event is a run created through `POST /v1/runs` ")
@@ -277,7 +279,7 @@ func wsMarkdown(p func(string, ...any), ws *WSResults) {
 		for _, c := range lats {
 			l := c.l
 			name := strings.ToUpper(c.name[:1]) + c.name[1:] + ", " + sourceTitle(l.Source)
-			if l.Source == sourceWS {
+			if l.Source == benchresult.SourceWS {
 				p("- %s: %d events published in %s after %s warm-up (%d refused or not sent; %s), the latest publish %s ms behind its schedule; ",
 					name, l.EventsOK, secs(fmt.Sprint(l.DurationS)), secs(fmt.Sprint(l.WarmupS)), l.EventsFailed, counts(l.PostStatus), ms(l.PublishLagMaxMs))
 			} else {
@@ -285,7 +287,7 @@ func wsMarkdown(p func(string, ...any), ws *WSResults) {
 					name, l.EventsOK, secs(fmt.Sprint(l.DurationS)), secs(fmt.Sprint(l.WarmupS)), l.EventsFailed, ms(l.PublishLagMaxMs))
 			}
 			last := "POST answered"
-			if l.Source == sourceWS {
+			if l.Source == benchresult.SourceWS {
 				last = "publish was written"
 			}
 			p("%d subscribers connected in %s; %d missing, %d duplicate deliveries, %d connections dropped; last delivery %s after the last %s.",
@@ -327,7 +329,7 @@ func wsMarkdown(p func(string, ...any), ws *WSResults) {
 
 // sourceTitle names a wsbench event source in the report.
 func sourceTitle(source string) string {
-	if source == sourceWS {
+	if source == benchresult.SourceWS {
 		return "client publish"
 	}
 	return "run created"
@@ -341,7 +343,7 @@ func verdict(ok bool) string {
 }
 
 // loadDesc describes a load run's shape.
-func loadDesc(l Load) string {
+func loadDesc(l benchresult.Load) string {
 	return fmt.Sprintf("%d clients, %s measured after %s warm-up, %d connection(s) opened",
 		l.Concurrency, secs(fmt.Sprint(l.DurationS)), secs(fmt.Sprint(l.WarmupS)), l.Connections)
 }

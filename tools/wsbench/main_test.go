@@ -17,7 +17,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/agentstore/agentstore/internal/tools/loopback"
+	"github.com/agentstore/agentstore/tools/benchresult"
+	"github.com/agentstore/agentstore/tools/loopback"
 )
 
 func TestURLsRefuseOtherHosts(t *testing.T) {
@@ -230,7 +231,7 @@ func TestLatencyAgainstFakeServer(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	var r LatencyResult
+	var r benchresult.WSLatency
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +260,7 @@ func TestLatencyWSSourceAgainstFakeServer(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	var r LatencyResult
+	var r benchresult.WSLatency
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +285,7 @@ func TestLatencyWSSourceAgainstFakeServer(t *testing.T) {
 		t.Errorf("JSON:\n%s", out.Bytes())
 	}
 	var b bytes.Buffer
-	r.writeText(&b)
+	writeLatencyText(&b, &r)
 	if !strings.Contains(b.String(), "publishes    100 sent, 0 failed (ok=100)") || strings.Contains(b.String(), "POST ") {
 		t.Error(b.String())
 	}
@@ -357,7 +358,7 @@ func TestIdleAgainstFakeServer(t *testing.T) {
 		t.Fatalf("metrics %+v %+v: %v goroutines/conn, %v KiB/conn", r.Before, r.Held, r.GoroutinesPerConn, r.HeapKiBPerConn)
 	}
 	var b bytes.Buffer
-	r.writeText(&b)
+	writeIdleText(&b, r)
 	if !strings.Contains(b.String(), "50 idle connections") {
 		t.Error(b.String())
 	}

@@ -70,12 +70,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
-)
 
-// Event sources of the latency mode (-source).
-const (
-	sourceHTTP = "http"
-	sourceWS   = "ws"
+	"github.com/agentstore/agentstore/tools/benchresult"
 )
 
 // Bounds on the flags: enough for any benchmark here, small enough that a
@@ -106,8 +102,8 @@ type Config struct {
 	// Label names the run in the result.
 	Label string
 
-	// Source is where the latency mode's events come from: sourceHTTP
-	// (also "") or sourceWS.
+	// Source is where the latency mode's events come from: benchresult.SourceHTTP
+	// (also "") or benchresult.SourceWS.
 	Source string
 	// Subscribers is the number of subscribed connections (latency mode).
 	Subscribers int
@@ -172,7 +168,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		res = r
 		if !asJSON {
-			r.writeText(stdout)
+			writeIdleText(stdout, r)
 		}
 	} else {
 		r, err := RunLatency(ctx, cfg, stderr)
@@ -182,14 +178,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		res = r
 		if !asJSON {
-			r.writeText(stdout)
+			writeLatencyText(stdout, r)
 		}
 		if r.Missing > 0 {
 			fmt.Fprintf(stderr, "wsbench: %d of %d expected deliveries missing (%d of %d subscribers got every event)\n",
 				r.Missing, r.Expected, r.CompleteSubscribers, r.Subscribers)
 		}
 		what := "POSTs"
-		if r.Source == sourceWS {
+		if r.Source == benchresult.SourceWS {
 			what = "publishes"
 		}
 		if sent := r.EventsOK + r.EventsFailed; sent == 0 {
@@ -230,7 +226,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, bool, error) {
 	fs.StringVar(&cfg.API, "api", "", "base URL of the instance events are sent from: runs created (-source http), or the run created and the publisher connected (-source ws) (default: -ws)")
 	fs.StringVar(&cfg.Token, "token", "", "bearer token (required)")
 	fs.StringVar(&cfg.Label, "label", "", "name of the run, copied into the result")
-	fs.StringVar(&cfg.Source, "source", sourceHTTP, `where the events come from: "http", runs created through POST /v1/runs (run.created on "runs"), `+
+	fs.StringVar(&cfg.Source, "source", benchresult.SourceHTTP, `where the events come from: "http", runs created through POST /v1/runs (run.created on "runs"), `+
 		`or "ws", publish frames of one WebSocket client on the channel of one run (wsbench.tick on "run:<id>")`)
 	fs.IntVar(&cfg.Subscribers, "subscribers", 1000, fmt.Sprintf("subscribed connections (1..%d)", maxSubscribers))
 	fs.Float64Var(&cfg.Rate, "rate", 100, fmt.Sprintf("events (runs created, or publishes) per second (at most %d; -source ws: the server refuses more than WS_BROADCAST_MAX, 200/s by default)", maxRate))
@@ -267,7 +263,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, bool, error) {
 		cfg.API = cfg.WS
 	}
 	if cfg.Source == "" {
-		return Config{}, false, fmt.Errorf("-source must be %q or %q", sourceHTTP, sourceWS)
+		return Config{}, false, fmt.Errorf("-source must be %q or %q", benchresult.SourceHTTP, benchresult.SourceWS)
 	}
 	return cfg, *asJSON, cfg.validate()
 }
@@ -286,9 +282,9 @@ func (c Config) validate() error {
 		return fmt.Errorf("-api %w", err)
 	}
 	switch c.Source {
-	case "", sourceHTTP, sourceWS:
+	case "", benchresult.SourceHTTP, benchresult.SourceWS:
 	default:
-		return fmt.Errorf("-source must be %q or %q, not %q", sourceHTTP, sourceWS, c.Source)
+		return fmt.Errorf("-source must be %q or %q, not %q", benchresult.SourceHTTP, benchresult.SourceWS, c.Source)
 	}
 	switch {
 	case c.ConnectParallel < 1 || c.ConnectParallel > maxConnectParallel:
@@ -337,10 +333,10 @@ func (c Config) validate() error {
 	return nil
 }
 
-// source is the latency mode's event source, sourceHTTP or sourceWS.
+// source is the latency mode's event source, benchresult.SourceHTTP or benchresult.SourceWS.
 func (c Config) source() string {
 	if c.Source == "" {
-		return sourceHTTP
+		return benchresult.SourceHTTP
 	}
 	return c.Source
 }

@@ -10,7 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/agentstore/agentstore/internal/tools/loopback"
+	"github.com/agentstore/agentstore/tools/benchresult"
+	"github.com/agentstore/agentstore/tools/loopback"
 )
 
 // Server metrics the idle mode reads, when it can.
@@ -21,55 +22,9 @@ const (
 	metricWSConns    = "agentstore_ws_connections"
 )
 
-// ServerSnapshot is what the server's /metrics said at one moment.
-type ServerSnapshot struct {
-	Goroutines     float64 `json:"goroutines"`
-	HeapInuseBytes float64 `json:"heap_inuse_bytes"`
-	OpenFDs        float64 `json:"open_fds"`
-	WSConnections  float64 `json:"ws_connections"`
-}
-
-// IdleResult is what the idle mode measured.
-type IdleResult struct {
-	Mode        string    `json:"mode"` // "idle"
-	Label       string    `json:"label,omitempty"`
-	WS          string    `json:"ws"`
-	Started     time.Time `json:"started"`
-	Connections int       `json:"connections"`
-	// Subscribed says each connection subscribed to "runs".
-	Subscribed bool    `json:"subscribed"`
-	ServerPID  int     `json:"server_pid"`
-	ConnectS   float64 `json:"connect_s"`
-	SettleS    float64 `json:"settle_s"`
-	HoldS      float64 `json:"hold_s"`
-	// RSSBeforeKiB is the server's VmRSS before the connections (the
-	// median of three readings); RSSSamplesKiB its readings during the
-	// hold, RSSHeldKiB their median and RSSMaxKiB their maximum;
-	// RSSAfterCloseKiB a reading two seconds after the connections closed.
-	RSSBeforeKiB     int64   `json:"rss_before_kib"`
-	RSSSamplesKiB    []int64 `json:"rss_samples_kib"`
-	RSSHeldKiB       int64   `json:"rss_held_kib"`
-	RSSMaxKiB        int64   `json:"rss_max_kib"`
-	RSSAfterCloseKiB int64   `json:"rss_after_close_kib"`
-	// KiBPerConn is (RSSHeldKiB - RSSBeforeKiB) / Connections.
-	KiBPerConn float64 `json:"kib_per_conn"`
-	// Before and Held are the server's metrics before the connections and
-	// in the middle of the hold (absent without -metrics); the per-
-	// connection figures divide their differences by Connections.
-	Before             *ServerSnapshot `json:"before,omitempty"`
-	Held               *ServerSnapshot `json:"held,omitempty"`
-	GoroutinesPerConn  float64         `json:"goroutines_per_conn,omitempty"`
-	HeapKiBPerConn     float64         `json:"heap_kib_per_conn,omitempty"`
-	MetricsUnavailable string          `json:"metrics_unavailable,omitempty"`
-	// Disconnected counts the connections that ended during the hold.
-	Disconnected      int      `json:"disconnected"`
-	DisconnectSamples []string `json:"disconnect_samples,omitempty"`
-	NoFileLimit       uint64   `json:"nofile_limit"`
-}
-
 // RunIdle runs the idle-connection mode (see the package comment);
 // progress goes to logw.
-func RunIdle(ctx context.Context, cfg Config, logw io.Writer) (*IdleResult, error) {
+func RunIdle(ctx context.Context, cfg Config, logw io.Writer) (*benchresult.WSIdle, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -82,7 +37,7 @@ func RunIdle(ctx context.Context, cfg Config, logw io.Writer) (*IdleResult, erro
 	if err != nil {
 		return nil, err
 	}
-	res := &IdleResult{
+	res := &benchresult.WSIdle{
 		Mode: "idle", Label: cfg.Label, WS: cfg.WS, Started: time.Now().UTC(), Connections: cfg.Idle,
 		Subscribed: cfg.IdleSubscribe, ServerPID: cfg.ServerPIDs[0], SettleS: cfg.Settle.Seconds(), HoldS: cfg.Hold.Seconds(),
 		NoFileLimit: limit,
@@ -92,7 +47,7 @@ func RunIdle(ctx context.Context, cfg Config, logw io.Writer) (*IdleResult, erro
 	// scrapes leave no idle keep-alive connection in the server.
 	mc := loopback.HTTPClient(1, cfg.Timeout)
 	mc.Transport.(*http.Transport).DisableKeepAlives = true
-	snapshot := func() *ServerSnapshot {
+	snapshot := func() *benchresult.ServerSnapshot {
 		if metricsURL == "-" || res.MetricsUnavailable != "" {
 			return nil
 		}
@@ -101,7 +56,7 @@ func RunIdle(ctx context.Context, cfg Config, logw io.Writer) (*IdleResult, erro
 			res.MetricsUnavailable = err.Error()
 			return nil
 		}
-		return &ServerSnapshot{Goroutines: m[metricGoroutines], HeapInuseBytes: m[metricHeapInuse],
+		return &benchresult.ServerSnapshot{Goroutines: m[metricGoroutines], HeapInuseBytes: m[metricHeapInuse],
 			OpenFDs: m[metricOpenFDs], WSConnections: m[metricWSConns]}
 	}
 
@@ -221,8 +176,8 @@ func median(xs []int64) int64 {
 	return s[(len(s)-1)/2]
 }
 
-// writeText prints r for people.
-func (r *IdleResult) writeText(w io.Writer) {
+// writeIdleText prints r for people.
+func writeIdleText(w io.Writer, r *benchresult.WSIdle) {
 	label := ""
 	if r.Label != "" {
 		label = r.Label + ": "

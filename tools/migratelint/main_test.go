@@ -308,7 +308,7 @@ func TestFailingStatement(t *testing.T) {
 func TestRepositoryMigrations(t *testing.T) {
 	dbtest.AdminURL(t)
 	t.Parallel()
-	dir := filepath.Join("..", "..", "..", "migrations")
+	dir := filepath.Join("..", "..", "migrations")
 	names, err := filepath.Glob(filepath.Join(dir, "*.sql"))
 	require.NoError(t, err)
 	require.NotEmpty(t, names)
