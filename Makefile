@@ -31,7 +31,7 @@ fuzz:
 
 ## lint: gofmt and go vet
 lint:
-	@out=$$(gofmt -l cmd internal migrations ent/schema); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l cmd internal tools migrations ent/schema); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
 ## generate: regenerate ent/ from ent/schema
@@ -45,19 +45,19 @@ check-generate:
 ## migrate-diff: write the next migration from the ent schema (make migrate-diff name=add_x)
 migrate-diff:
 	@test -n "$(name)" || { echo "usage: make migrate-diff name=<what_changed>"; exit 2; }
-	$(SERVICES) -- $(GO) run ./internal/tools/migratediff -name $(name)
+	$(SERVICES) -- $(GO) run ./tools/migratediff -name $(name)
 
 ## migrate-hash: rewrite migrations/atlas.sum after a reviewed hand edit (such as an opt-out comment)
 migrate-hash:
-	$(GO) run ./internal/tools/migratelint -hash
+	$(GO) run ./tools/migratelint -hash
 
 ## migrate-lint: lint the migration files main does not have yet
 migrate-lint:
-	$(SERVICES) -- $(GO) run ./internal/tools/migratelint
+	$(SERVICES) -- $(GO) run ./tools/migratelint
 
 ## migrate-lint-all: lint every migration file (CI runs on main itself, where nothing is new)
 migrate-lint-all:
-	$(SERVICES) -- $(GO) run ./internal/tools/migratelint migrations/*.sql
+	$(SERVICES) -- $(GO) run ./tools/migratelint migrations/*.sql
 
 ## bench: every benchmark in one run on durable PostgreSQL (fsync on) and Redis — store vs pgx floor, HTTP ingest, list, limiter overhead, WebSocket fan-out and idle-connection memory; writes bench/report.md, bench/throughput.svg, bench/results.json
 bench:

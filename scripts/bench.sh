@@ -17,7 +17,7 @@
 #      limiter — in interleaved rounds, with the Redis commands per request
 #      from INFO commandstats, and the round trips per request from a short
 #      sample under MONITOR
-#   e. WebSocket (internal/tools/wsbench, its own process): publish-to-receive
+#   e. WebSocket (tools/wsbench, its own process): publish-to-receive
 #      latency to 1,000 subscribers at 100 events/s from two sources — run
 #      created (run.created on "runs" while runs are created through
 #      POST /v1/runs: includes the HTTP request and a durable commit) and
@@ -36,12 +36,12 @@
 #      Supabase auth schema, testdata/fixtures/legacy seeded (100k runs,
 #      about 1.7M rows; not timed), `migrate apply`, then `legacy import`
 #      timed (wall time, peak RSS from /usr/bin/time -v) and `legacy verify`
-#      (must pass), against the target (whole import <= 60 s)
+#      (must pass), against its target (whole import <= 60 s)
 #
 # and writes to $BENCH_OUT (default bench/): raw/ (every raw output),
-# results.json, report.md and throughput.svg (internal/tools/benchreport).
-# HTTP load comes from internal/tools/loadgen, WebSocket load from
-# internal/tools/wsbench; both only ever target 127.0.0.1. Every process
+# results.json, report.md and throughput.svg (tools/benchreport).
+# HTTP load comes from tools/loadgen, WebSocket load from
+# tools/wsbench; both only ever target 127.0.0.1. Every process
 # the script starts is stopped on every exit.
 #
 # Knobs (environment): BENCH_OUT, BENCH_STORE_BENCHTIME (10s),
@@ -158,9 +158,9 @@ uuid() { cat /proc/sys/kernel/random/uuid; }
 log "building bin/agentstore, loadgen, wsbench, benchreport and the store test binary"
 mkdir -p bin
 $GO build -o bin/agentstore ./cmd/server
-$GO build -o "$tmp/loadgen" ./internal/tools/loadgen
-$GO build -o "$tmp/wsbench" ./internal/tools/wsbench
-$GO build -o "$tmp/benchreport" ./internal/tools/benchreport
+$GO build -o "$tmp/loadgen" ./tools/loadgen
+$GO build -o "$tmp/wsbench" ./tools/wsbench
+$GO build -o "$tmp/benchreport" ./tools/benchreport
 $GO test -c -o "$tmp/store.test" ./internal/store/
 
 rm -rf "$OUT/raw"

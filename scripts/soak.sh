@@ -8,7 +8,7 @@
 #
 # Needs the PostgreSQL and Redis that scripts/services.sh starts and
 # exports (AGENTSTORE_TEST_PG_URL, AGENTSTORE_TEST_REDIS_URL,
-# AGENTSTORE_TEST_PG_BIN). It builds the server and internal/tools/soak
+# AGENTSTORE_TEST_PG_BIN). It builds the server and tools/soak
 # into a temporary directory, creates a fresh database, applies the
 # migrations, starts `agentstore serve` on PostgreSQL with REDIS_URL (Redis
 # rate limiter and realtime hub; limits out of reach), and runs the soak
@@ -95,7 +95,7 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------- build
 log "building the server and the soak tool"
 $GO build -o "$tmp/agentstore" ./cmd/server
-$GO build -o "$tmp/soak" ./internal/tools/soak
+$GO build -o "$tmp/soak" ./tools/soak
 [ -z "$OUT" ] || mkdir -p "$OUT"
 
 # ---------------------------------------------------------------- database

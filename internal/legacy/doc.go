@@ -130,9 +130,9 @@
 // Duplicate step_index within a run (client retries): the first step by
 // (created_at, id) keeps the seq, the others are quarantined as
 // duplicate_seq (no renumbering: a retry is a copy, and renumbering would
-// shift the steps after it). A tool call whose step is quarantined or
-// dangles is quarantined too (the spec's "dangling references"), rather than
-// imported with its step link cut.
+// shift the steps after it). A tool call whose step is quarantined
+// (step_quarantined) or does not exist (dangling_step) is quarantined too,
+// rather than imported with its step link cut.
 //
 // Adjustments that do not prevent the import (a tenant taken from the run
 // or the user, a negative duration dropped, a total computed, ...) are

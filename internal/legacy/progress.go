@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -81,40 +80,5 @@ func (p *lineProgress) finish() {
 	defer p.mu.Unlock()
 	if !p.printedAtLeastOnce {
 		fmt.Fprintf(p.w, "%s: %d/%d\n", p.table, p.done, p.total)
-	}
-}
-
-// Print writes the report as a table, followed by the adjustments and the
-// quarantine by reason.
-func (r Report) Print(w io.Writer) {
-	if w == nil || w == io.Discard {
-		return
-	}
-	mode := ""
-	switch {
-	case r.DryRun:
-		mode = " (dry run: rolled back, nothing was written)"
-	case r.UpToDate:
-		mode = " (finished earlier: the counts of that pass)"
-	case r.Resumed:
-		mode = " (resumed)"
-	}
-	fmt.Fprintf(w, "legacy import pass %d%s in %s\n", r.Pass, mode, r.Elapsed.Round(time.Millisecond))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "table\tscanned\tinserted\tupdated\tunchanged\tquarantined\treleased\t")
-	for _, t := range r.Tables {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", t.Table, t.Scanned, t.Inserted, t.Updated, t.Unchanged, t.Quarantined, t.Released)
-	}
-	_ = tw.Flush()
-	for _, t := range r.Tables {
-		for _, n := range t.Notes {
-			fmt.Fprintf(w, "  note %s: %d × %s\n", t.Table, n.Rows, n.Label)
-		}
-	}
-	if len(r.Quarantine) > 0 {
-		fmt.Fprintln(w, "quarantine (all passes):")
-		for _, q := range r.Quarantine {
-			fmt.Fprintf(w, "  %-14s %-18s %d\n", q.Table, q.Code, q.Rows)
-		}
 	}
 }
