@@ -1,10 +1,13 @@
 package dbmigrate_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -158,20 +161,33 @@ func TestConcurrentIndexDoesNotBlockWrites(t *testing.T) {
 	}
 	stopWriters := sync.OnceFunc(func() { close(stop); wg.Wait() })
 	t.Cleanup(stopWriters)
-	time.Sleep(300 * time.Millisecond) // the load is running
+	time.Sleep(300 * time.Millisecond) // the writers are connected
+	loadStart := time.Now()
 
-	// apply applies dir while the writers run and returns when it ran.
-	apply := func(dir migrate.Dir) (from, to time.Time) {
+	// apply applies dir, one pending file, while the writers run and
+	// returns when Apply ran and how long the file took (its log line).
+	apply := func(dir migrate.Dir) (from, to time.Time, file time.Duration) {
+		var logs bytes.Buffer
 		from = time.Now()
-		n, err := dbmigrate.Apply(ctx, db, dbtest.Schema, dir, nil)
+		n, err := dbmigrate.Apply(ctx, db, dbtest.Schema, dir, slog.New(slog.NewJSONHandler(&logs, nil)))
 		to = time.Now()
 		require.NoError(t, err)
 		require.Equal(t, 1, n)
+		for _, line := range bytes.Split(logs.Bytes(), []byte("\n")) {
+			var rec struct {
+				Msg        string `json:"msg"`
+				DurationMS int64  `json:"duration_ms"`
+			}
+			if json.Unmarshal(line, &rec) == nil && rec.Msg == "applied migration" {
+				file = time.Duration(rec.DurationMS) * time.Millisecond
+			}
+		}
+		require.NotZero(t, file, "Apply logs the file's duration: %s", logs.String())
 		time.Sleep(200 * time.Millisecond) // inserts that waited finish
-		return from, to
+		return from, to, file
 	}
 
-	plainFrom, plainTo := apply(repoDir(t, map[string]string{plainIndexFile: plainIndexSQL}))
+	plainFrom, plainTo, plainBuild := apply(repoDir(t, map[string]string{plainIndexFile: plainIndexSQL}))
 
 	// During the concurrent build, the builder's session holds the migration
 	// (advisory) lock.
@@ -197,7 +213,7 @@ func TestConcurrentIndexDoesNotBlockWrites(t *testing.T) {
 			}
 		}
 	}()
-	concFrom, concTo := apply(repoDir(t, map[string]string{plainIndexFile: plainIndexSQL, concurrentIndexFile: concurrentIndexSQL}))
+	concFrom, concTo, concBuild := apply(repoDir(t, map[string]string{plainIndexFile: plainIndexSQL, concurrentIndexFile: concurrentIndexSQL}))
 	close(pollStop)
 	<-pollDone
 	stopWriters()
@@ -208,10 +224,9 @@ func TestConcurrentIndexDoesNotBlockWrites(t *testing.T) {
 	mu.Lock()
 	ins := slices.Clone(inserts)
 	mu.Unlock()
-	plainBuild, concBuild := plainTo.Sub(plainFrom), concTo.Sub(concFrom)
 	plainDone, plainLongest := window(ins, plainFrom, plainTo)
 	concDone, concLongest := window(ins, concFrom, concTo)
-	_, idleLongest := window(ins, ins[0].start, plainFrom)
+	_, idleLongest := window(ins, loadStart, plainFrom)
 	report := fmt.Sprintf("no build: longest insert %v; plain CREATE INDEX: build %v, %d inserts finished during it, longest insert %v; "+
 		"CREATE INDEX CONCURRENTLY: build %v, %d inserts finished during it, longest insert %v (%d rows, %d writers)",
 		idleLongest.Round(time.Millisecond), plainBuild.Round(time.Millisecond), plainDone, plainLongest.Round(time.Millisecond),
