@@ -20,7 +20,7 @@
 // the file's revision (applied count and partial hashes); a failing
 // statement leaves the file partly applied, with the error and the failed
 // statement recorded, and the next Apply resumes at that statement (see
-// FileTxMode and prepareResume). Files that manage transactions themselves
+// FileTxMode and Apply). Files that manage transactions themselves
 // (BEGIN/COMMIT) are not supported.
 //
 // Migrations rely on session-level state: a dedicated connection, its
