@@ -124,13 +124,15 @@ func migrate(ctx context.Context, cfg config.Config, action string, log *slog.Lo
 }
 
 // openStore opens the configured database: PostgreSQL, which must already
-// be migrated, or the embedded SQLite file, which migrates itself.
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.Store, error) {
+// be migrated, or the embedded SQLite file, which migrates itself. The
+// connection pool's statistics go to reg as go_sql_*{db_name="agentstore"}.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (*store.Store, error) {
 	if cfg.DatabaseURL == "" {
 		db, err := store.OpenSQLite(ctx, cfg.SQLitePath())
 		if err != nil {
 			return nil, err
 		}
+		reg.MustRegister(collectors.NewDBStatsCollector(db, dbStatsName))
 		return store.New(db, dialect.SQLite, "", log), nil
 	}
 	db, err := store.OpenPostgres(ctx, cfg.DatabaseURL, 20)
@@ -163,8 +165,12 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store
 			return nil, errors.New("DB_TENANT_RLS=on, but the database role bypasses row-level security: connect as a NOBYPASSRLS role such as agentstore_app (see README)")
 		}
 	}
+	reg.MustRegister(collectors.NewDBStatsCollector(db, dbStatsName))
 	return store.New(db, dialect.Postgres, cfg.DBSchema, log, store.WithTenantRLS(cfg.DBTenantRLS)), nil
 }
+
+// dbStatsName is the db_name label of the connection pool's go_sql_* series.
+const dbStatsName = "agentstore"
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
 	log.Info("starting", cfg.Redacted()...)
@@ -184,14 +190,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, cfg, log)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	st, err := openStore(ctx, cfg, log, reg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ready := map[string]httpapi.Pinger{"db": st}
 	checks := []health.Check{{Component: "db", Ping: st.Ping}}
 
@@ -230,7 +236,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		limiter = nil
 	}
 	api := httpapi.New(httpapi.Deps{
-		Log: log, Store: st, Auth: verifier, Registry: reg, Ready: ready,
+		Log: log, Store: st, Auth: verifier, Registry: reg, Ready: countReadiness(reg, ready),
 		Limiter: limiter, TrustedProxies: cfg.TrustedProxies, Events: hub,
 		WebSocket: hub.Handler(verifier, runChecker{st}, eventLimiter),
 	})
@@ -329,3 +335,47 @@ type redisPinger struct{ c *redis.Client }
 
 // Ping checks that Redis answers.
 func (p redisPinger) Ping(ctx context.Context) error { return p.c.Ping(ctx).Err() }
+
+// countReadiness wraps the /readyz checks so that their outcome is counted:
+//
+//	agentstore_ready{dependency}                  1 if the dependency answered the last check, else 0
+//	agentstore_readiness_failures_total{dependency}
+//
+// The gauge appears with the first check: an instance nobody probes does
+// not look unready.
+func countReadiness(reg prometheus.Registerer, checks map[string]httpapi.Pinger) map[string]httpapi.Pinger {
+	up := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "agentstore_ready",
+		Help: "1 if the dependency answered the last readiness check (/readyz), 0 if it failed it.",
+	}, []string{"dependency"})
+	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "agentstore_readiness_failures_total",
+		Help: "Readiness checks (/readyz) a dependency failed.",
+	}, []string{"dependency"})
+	reg.MustRegister(up, failures)
+	out := make(map[string]httpapi.Pinger, len(checks))
+	for name, p := range checks {
+		failures.WithLabelValues(name)
+		out[name] = countedPinger{p: p, name: name, up: up, failures: failures.WithLabelValues(name)}
+	}
+	return out
+}
+
+// countedPinger is a readiness check whose outcome is counted.
+type countedPinger struct {
+	p        httpapi.Pinger
+	name     string
+	up       *prometheus.GaugeVec // its child appears with the first check
+	failures prometheus.Counter
+}
+
+// Ping checks the dependency and records the outcome.
+func (c countedPinger) Ping(ctx context.Context) error {
+	if err := c.p.Ping(ctx); err != nil {
+		c.up.WithLabelValues(c.name).Set(0)
+		c.failures.Inc()
+		return err
+	}
+	c.up.WithLabelValues(c.name).Set(1)
+	return nil
+}

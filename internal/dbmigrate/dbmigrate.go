@@ -10,9 +10,18 @@
 //
 // Each migration file runs in its own transaction (like the CLI's default
 // "--tx-mode file"): a failing file is rolled back entirely and nothing is
-// recorded for it. Consequently, statements that cannot run inside a
-// transaction block (e.g. CREATE INDEX CONCURRENTLY) and files that manage
-// transactions themselves (BEGIN/COMMIT) are not supported.
+// recorded for it. A file whose header holds the Atlas CLI's directive
+//
+//	-- atlas:txmode none
+//
+// (followed by an empty line, as every Atlas file directive) runs without a
+// transaction instead, statement by statement, as the CLI runs it: that is
+// how an index is built CONCURRENTLY. Each applied statement is recorded in
+// the file's revision (applied count and partial hashes); a failing
+// statement leaves the file partly applied, with the error and the failed
+// statement recorded, and the next Apply resumes at that statement (see
+// FileTxMode and Apply). Files that manage transactions themselves
+// (BEGIN/COMMIT) are not supported.
 //
 // Migrations rely on session-level state: a dedicated connection, its
 // search_path and a session-level advisory lock. The *sql.DB must therefore
@@ -91,9 +100,25 @@ type Report struct {
 	// Applied lists the versions recorded as fully applied, in ascending order.
 	Applied []string
 	// Pending lists the versions of the migration files Apply would run, in
-	// execution order. A partially applied file (left by an Atlas CLI run
-	// without transactions) is listed here too.
+	// execution order. A partially applied file is listed here too.
 	Pending []string
+	// Partial is the file a failed or interrupted run left partly applied,
+	// nil when there is none. Only a file run without a transaction
+	// (`-- atlas:txmode none`) can be; Apply resumes it.
+	Partial *Partial
+}
+
+// Partial describes a partly applied migration file, from its revision.
+type Partial struct {
+	// Version is the file's version.
+	Version string
+	// Applied and Total count the file's applied and all statements.
+	Applied, Total int
+	// Error is the error of the last attempt, "" if it was interrupted
+	// without recording one.
+	Error string
+	// ErrorStmt is the statement that failed.
+	ErrorStmt string
 }
 
 // String renders the report for humans, one "key: value" line per field.
@@ -107,9 +132,23 @@ func (r Report) String() string {
 		state = "PENDING"
 		pending += " (" + strings.Join(r.Pending, ", ") + ")"
 	}
-	return fmt.Sprintf("schema:          %s\nstatus:          %s\ncurrent version: %s\napplied files:   %d\npending files:   %s\n",
+	out := fmt.Sprintf("schema:          %s\nstatus:          %s\ncurrent version: %s\napplied files:   %d\npending files:   %s\n",
 		r.Schema, state, current, len(r.Applied), pending)
+	if p := r.Partial; p != nil {
+		out += fmt.Sprintf("partial file:    %s (%d of %d statements applied; migrate apply resumes at statement %d)\n",
+			p.Version, p.Applied, p.Total, p.Applied+1)
+		if p.Error != "" {
+			out += fmt.Sprintf("last error:      %s\n", oneLine(p.Error))
+		}
+		if p.ErrorStmt != "" {
+			out += fmt.Sprintf("error statement: %s\n", oneLine(p.ErrorStmt))
+		}
+	}
+	return out
 }
+
+// oneLine collapses the white space of s, so that it fits on one line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // Apply applies every pending migration file in dir to the schema schemaName
 // of the PostgreSQL database reachable via db, creating the schema and the
@@ -123,6 +162,12 @@ func (r Report) String() string {
 // from db, which is discarded afterwards instead of being returned to the pool
 // with a modified session. A schema that already holds tables but has no
 // revisions is refused (migrate.NotCleanError). log may be nil.
+//
+// Each file runs in its own transaction, or statement by statement when its
+// header says `-- atlas:txmode none` (see TxModeNone), still under the
+// advisory lock. A failure in such a file returns an error naming the
+// statement it stopped at; the file stays partly applied (Status reports it
+// in Report.Partial) and the next Apply resumes there.
 func Apply(ctx context.Context, db *sql.DB, schemaName string, dir migrate.Dir, log *slog.Logger) (applied int, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -176,13 +221,31 @@ func Apply(ctx context.Context, db *sql.DB, schemaName string, dir migrate.Dir, 
 	if err := (&revisions{q: conn, schema: schemaName}).ensureTable(ctx); err != nil {
 		return 0, err
 	}
-	for {
-		done, err := applyNext(ctx, conn, schemaName, dir, log)
+	// The pending files are computed once, under the lock: no other
+	// migrator can change them.
+	ex, _, err := newExecutor(conn, schemaName, dir)
+	if err != nil {
+		return 0, err
+	}
+	pending, err := ex.Pending(ctx)
+	switch {
+	case errors.Is(err, migrate.ErrNoPendingFiles):
+		pending = nil
+	case err != nil:
+		return 0, describe(err)
+	}
+	for _, f := range pending {
+		mode, err := FileTxMode(f)
 		if err != nil {
 			return applied, err
 		}
-		if done {
-			break
+		if mode == TxModeNone {
+			err = applyWithoutTx(ctx, conn, schemaName, dir, f, log)
+		} else {
+			err = applyInTx(ctx, conn, schemaName, dir, f, log)
+		}
+		if err != nil {
+			return applied, err
 		}
 		applied++
 	}
@@ -190,35 +253,85 @@ func Apply(ctx context.Context, db *sql.DB, schemaName string, dir migrate.Dir, 
 	return applied, nil
 }
 
-// applyNext applies the next pending file, if any, in its own transaction. It
-// reports done=true when nothing was pending.
-func applyNext(ctx context.Context, conn *sql.Conn, schemaName string, dir migrate.Dir, log *slog.Logger) (done bool, err error) {
+// applyInTx applies the pending file f in its own transaction.
+func applyInTx(ctx context.Context, conn *sql.Conn, schemaName string, dir migrate.Dir, f migrate.File, log *slog.Logger) (err error) {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
-		return false, fmt.Errorf("begin transaction: %w", err)
+		return fmt.Errorf("begin transaction: %w", err)
 	}
 	defer func() {
-		if err != nil || done {
+		if err != nil {
 			_ = tx.Rollback()
 		}
 	}()
 	ex, rec, err := newExecutor(tx, schemaName, dir)
 	if err != nil {
-		return false, err
+		return err
 	}
 	start := time.Now()
-	switch err := ex.ExecuteN(ctx, 1); {
-	case errors.Is(err, migrate.ErrNoPendingFiles):
-		return true, nil
-	case err != nil:
-		return false, describe(err)
+	if err := ex.Execute(ctx, f); err != nil {
+		return describe(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("commit migration %s: %w", rec.file, err)
+		return fmt.Errorf("commit migration %s: %w", f.Name(), err)
 	}
-	log.Info("applied migration", "file", rec.file, "version", rec.version,
+	log.Info("applied migration", "file", rec.file, "version", rec.version, "txmode", TxModeFile,
 		"statements", rec.stmts, "duration_ms", time.Since(start).Milliseconds())
-	return false, nil
+	return nil
+}
+
+// applyWithoutTx applies the pending file f (`-- atlas:txmode none`)
+// statement by statement on conn, each statement in its own implicit
+// transaction, still under the migration lock. The executor records every
+// applied statement, so a failure leaves the file partly applied and
+// resumable; a file that an earlier run left so resumes at its failed
+// statement (prepareResume readies the session first). Once the file is
+// applied, the session settings it made are reset, so that they do not leak
+// into the next file.
+func applyWithoutTx(ctx context.Context, conn *sql.Conn, schemaName string, dir migrate.Dir, f migrate.File, log *slog.Logger) error {
+	ex, rec, err := newExecutor(conn, schemaName, dir)
+	if err != nil {
+		return err
+	}
+	revs := &revisions{q: conn, schema: schemaName}
+	resumeAt := 0
+	switch rev, err := revs.ReadRevision(ctx, f.Version()); {
+	case errors.Is(err, migrate.ErrRevisionNotExist):
+	case err != nil:
+		return fmt.Errorf("read revision of %s: %w", f.Name(), err)
+	case rev.Applied < rev.Total:
+		resumeAt = rev.Applied
+		log.Info("resuming partly applied migration", "file", f.Name(), "statement", rev.Applied+1, "total", rev.Total,
+			"previous_error", rev.Error)
+		drv, err := postgres.Open(conn)
+		if err != nil {
+			return fmt.Errorf("open atlas driver: %w", err)
+		}
+		if err := prepareResume(ctx, conn, drv, f, rev, log); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	if err := ex.Execute(ctx, f); err != nil {
+		err = describe(err)
+		rev, rerr := revs.ReadRevision(ctx, f.Version())
+		if rerr != nil || rev.Applied >= rev.Total {
+			return fmt.Errorf("migration %s (atlas:txmode none): %w", f.Name(), err)
+		}
+		return fmt.Errorf("migration %s runs without a transaction (atlas:txmode none) and stopped at statement %d of %d; "+
+			"the %d statement(s) before it are applied and recorded in %s: fix the cause and run migrate apply again, "+
+			"it resumes at statement %d: %w", f.Name(), rev.Applied+1, rev.Total, rev.Applied, qualifiedRevisionTable(schemaName),
+			rev.Applied+1, err)
+	}
+	if _, err := conn.ExecContext(ctx, "RESET ALL"); err != nil {
+		return fmt.Errorf("reset the session settings of %s: %w", f.Name(), err)
+	}
+	if _, err := conn.ExecContext(ctx, "SET search_path TO "+quoteIdent(schemaName)); err != nil {
+		return fmt.Errorf("set search_path: %w", err)
+	}
+	log.Info("applied migration", "file", rec.file, "version", rec.version, "txmode", TxModeNone,
+		"statements", rec.stmts, "resumed_at", resumeAt+1, "duration_ms", time.Since(start).Milliseconds())
+	return nil
 }
 
 // Status reports the migration state of schema schemaName: the current
@@ -248,7 +361,9 @@ func Status(ctx context.Context, db *sql.DB, schemaName string, dir migrate.Dir)
 		if r.Applied == r.Total {
 			rep.Applied = append(rep.Applied, r.Version)
 			rep.Current = r.Version
+			continue
 		}
+		rep.Partial = &Partial{Version: r.Version, Applied: r.Applied, Total: r.Total, Error: r.Error, ErrorStmt: r.ErrorStmt}
 	}
 	pending, err := ex.Pending(ctx)
 	if err != nil && !errors.Is(err, migrate.ErrNoPendingFiles) {

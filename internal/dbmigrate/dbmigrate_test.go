@@ -545,6 +545,15 @@ func TestReportString(t *testing.T) {
 			rep:  Report{Schema: "agentstore", Current: v2, Applied: []string{v1, v2}},
 			want: "schema:          agentstore\nstatus:          OK\ncurrent version: " + v2 + "\napplied files:   2\npending files:   0\n",
 		},
+		{
+			name: "partly applied",
+			rep: Report{Schema: "agentstore", Current: v1, Applied: []string{v1}, Pending: []string{v2},
+				Partial: &Partial{Version: v2, Applied: 1, Total: 3, Error: "ERROR: could not\ncreate unique index", ErrorStmt: "CREATE UNIQUE INDEX CONCURRENTLY i\n  ON t (c);"}},
+			want: "schema:          agentstore\nstatus:          PENDING\ncurrent version: " + v1 + "\napplied files:   1\npending files:   1 (" + v2 + ")\n" +
+				"partial file:    " + v2 + " (1 of 3 statements applied; migrate apply resumes at statement 2)\n" +
+				"last error:      ERROR: could not create unique index\n" +
+				"error statement: CREATE UNIQUE INDEX CONCURRENTLY i ON t (c);\n",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -25,6 +25,8 @@ import (
 	"ariga.io/atlas/sql/sqlcheck"
 	"ariga.io/atlas/sql/sqlclient"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+
+	"github.com/agentstore/agentstore/internal/dbmigrate"
 )
 
 // options configure one lint run.
@@ -440,7 +442,7 @@ func analyzeFile(ctx context.Context, dev *sqlclient.Client, azs []sqlcheck.Name
 	for i, az := range azs {
 		names[i] = az.Name()
 	}
-	names = append(append(names, squawkAnalyzer), squawkRules...)
+	names = append(append(names, squawkAnalyzer, txmodeAnalyzer), squawkRules...)
 	dirs, errs := parseDirectives(sf.Bytes(), stmts, names)
 	for _, e := range errs {
 		res.Findings = append(res.Findings, finding{File: path, Line: e.Line, Code: "OPT001", Text: e.Text})
@@ -469,17 +471,24 @@ func analyzeFile(ctx context.Context, dev *sqlclient.Client, azs []sqlcheck.Name
 			}
 		}
 	}
-	diags, err := squawkFile(ctx, sf)
+	mode, txDiags := txmodeFindings(sf)
+	sqDiags, err := squawkFile(ctx, sf, mode == dbmigrate.TxModeFile)
 	if err != nil {
 		return err
 	}
-	for _, d := range diags {
-		f := finding{File: path, Line: lineOf(sf.Bytes(), d.Pos), Code: d.Code, Analyzer: squawkAnalyzer, Text: d.Text}
-		if dir := dirs.match(d.Pos, d.Code, squawkAnalyzer); dir != nil {
-			res.Ignored = append(res.Ignored, suppression{finding: f, Reason: dir.Reason})
-			continue
+	for _, a := range []struct {
+		name  string
+		diags []sqlcheck.Diagnostic
+	}{{txmodeAnalyzer, txDiags}, {squawkAnalyzer, sqDiags}} {
+		analyzer := a.name
+		for _, d := range a.diags {
+			f := finding{File: path, Line: lineOf(sf.Bytes(), d.Pos), Code: d.Code, Analyzer: analyzer, Text: d.Text}
+			if dir := dirs.match(d.Pos, d.Code, analyzer); dir != nil {
+				res.Ignored = append(res.Ignored, suppression{finding: f, Reason: dir.Reason})
+				continue
+			}
+			res.Findings = append(res.Findings, f)
 		}
-		res.Findings = append(res.Findings, f)
 	}
 	for _, d := range dirs {
 		if !d.used {

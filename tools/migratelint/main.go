@@ -54,15 +54,28 @@
 //	adding-serial-primary-key-field     PRIMARY KEY not USING INDEX
 //	changing-column-type                column type change (table rewrite)
 //	adding-field-with-default           volatile default (table rewrite)
-//	require-lock-timeout                no `SET LOCAL lock_timeout = '...'` before the first lock on an existing table
+//	require-lock-timeout                no `SET LOCAL lock_timeout = '...'` (`SET lock_timeout` in a file
+//	                                    without a transaction) before the first lock on an existing table
 //	ban-truncate-cascade                TRUNCATE ... CASCADE
 //	ban-concurrent-index-creation-in-transaction, transaction-nesting
-//	                                    CONCURRENTLY or BEGIN/COMMIT: each file runs in one transaction
+//	                                    CREATE INDEX CONCURRENTLY or BEGIN/COMMIT in a file that runs in
+//	                                    one transaction
 //
-// Since internal/dbmigrate runs each file in a transaction, an index on an
-// existing table cannot be built CONCURRENTLY by a migration: either build
-// it beforehand by hand (CONCURRENTLY, then the migration's CREATE INDEX IF
-// NOT EXISTS is a no-op) or opt out with the table's size as the reason.
+// A file runs in one transaction, unless its header (leading comment lines
+// followed by an empty line) holds the Atlas CLI's directive
+//
+//	-- atlas:txmode none
+//
+// with which internal/dbmigrate, like the CLI, runs it statement by
+// statement: that is how an index is built CONCURRENTLY on an existing
+// table. squawk lints such a file without --assume-in-transaction, so
+// CONCURRENTLY is accepted there while lock_timeout is still required, and
+// the txmode analyzer (txmode.go) checks how each file will run:
+//
+//	TX001  atlas:txmode directive invalid, or not read by Atlas (not in the header)
+//	TX002  SET LOCAL in a file without a transaction (it protects nothing)
+//	TX003  CREATE INDEX CONCURRENTLY IF NOT EXISTS (would accept a failed build's INVALID index)
+//	TX004  DROP INDEX / REINDEX / DETACH PARTITION ... CONCURRENTLY or VACUUM in a transactional file
 //
 // The Atlas CLI recognizes renames with a SQL parser that is not part of the
 // library; migratelint recognizes the plain PostgreSQL forms of ALTER TABLE
@@ -75,7 +88,7 @@
 // # Opt-outs
 //
 // A finding is suppressed by a reviewed comment naming its code (or the
-// analyzer, e.g. "destructive" or "squawk") and giving a reason:
+// analyzer, e.g. "destructive", "squawk" or "txmode") and giving a reason:
 //
 //	-- lint:ignore DS103 reason: column unused since v1.4, see #123
 //	-- atlas:nolint DS103 reason: column unused since v1.4, see #123

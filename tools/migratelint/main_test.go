@@ -107,7 +107,17 @@ func TestLintCases(t *testing.T) {
 		{file: "squawk_truncate_cascade.sql", codes: []string{"ban-truncate-cascade"}, line: 3},
 		{file: "squawk_concurrently.sql", codes: []string{"ban-concurrent-index-creation-in-transaction"}, line: 3},
 		{file: "squawk_transaction.sql", codes: []string{"transaction-nesting", "transaction-nesting"}, line: 3},
+		// Files that run without a transaction (-- atlas:txmode none), and
+		// statements that need one to run without.
+		{file: "txmode_no_lock_timeout.sql", codes: []string{"require-lock-timeout"}, line: 4},
+		{file: "txmode_set_local.sql", codes: []string{"TX002"}, line: 4},
+		{file: "txmode_if_not_exists.sql", codes: []string{"TX003"}, line: 5},
+		{file: "txmode_not_header.sql", codes: []string{"TX001", "ban-concurrent-index-creation-in-transaction"}, line: 4},
+		{file: "txmode_all.sql", codes: []string{"TX001"}, line: 4},
+		{file: "txmode_drop_index_in_transaction.sql", codes: []string{"TX004"}, line: 3},
+		{file: "txmode_unique_concurrently.sql", codes: []string{"MF101"}, line: 5},
 		// Safe changes.
+		{file: "txmode_concurrently.sql"},
 		{file: "add_nullable_column.sql"},
 		{file: "add_not_null_column_default.sql"},
 		{file: "add_table.sql"},
@@ -170,6 +180,9 @@ func TestOptOut(t *testing.T) {
 		{file: "optout_file_header.sql", ignored: []string{
 			`ignored CD101 in %s:5: "c" is replaced, see the design doc`,
 			`ignored DS102 in %s:7: "c" is replaced, see the design doc`,
+		}},
+		{file: "optout_txmode.sql", ignored: []string{
+			`ignored TX003 in %s:5: an operator checks indisvalid after every apply`,
 		}},
 		{file: "optout_squawk.sql", ignored: []string{
 			`ignored require-concurrent-index-creation in %s:3: "t" holds a few rows`,

@@ -15,12 +15,14 @@ package main
 // # Only existing tables
 //
 // A statement on a table that the same file created earlier is harmless:
-// nobody else can see the table before the file's transaction commits.
-// squawk runs with --assume-in-transaction, because internal/dbmigrate (and
-// the Atlas CLI's default) runs each file in one transaction; squawk then
+// nobody else can see the table before the file's transaction commits (and
+// in a file without a transaction, no released code uses it yet). squawk
+// runs with --assume-in-transaction, because internal/dbmigrate (and the
+// Atlas CLI's default) runs each file in one transaction; squawk then
 // itself skips new tables for CREATE INDEX and constraints, and reports
 // CREATE INDEX CONCURRENTLY and BEGIN/COMMIT, which cannot work in that
-// transaction. On top of that, migratelint drops every finding on a
+// transaction. A file whose header says `-- atlas:txmode none` runs
+// without a transaction, and squawk lints it without that flag. On top of that, migratelint drops every finding on a
 // statement that touches only tables created earlier in the file (from the
 // schema changes it replayed, plus the target of ALTER TABLE, CREATE INDEX,
 // CREATE POLICY and CREATE TRIGGER statements), except for the two
@@ -71,7 +73,7 @@ var squawkRules = []string{
 	"adding-field-with-default",                    // a volatile default rewrites the table
 	"require-lock-timeout",                         // a blocked ALTER queues every later query behind it
 	"ban-truncate-cascade",                         // truncates every referencing table too
-	"ban-concurrent-index-creation-in-transaction", // fails: each file runs in a transaction
+	"ban-concurrent-index-creation-in-transaction", // fails in a file run in a transaction (no atlas:txmode none)
 	"transaction-nesting",                          // BEGIN/COMMIT inside the file's transaction
 }
 
@@ -176,8 +178,10 @@ type squawkFinding struct {
 
 // squawkFile lints the linted file sf (at path) with squawk and returns
 // its findings as diagnostics: Pos is the position of the statement they
-// concern, which opt-outs match.
-func squawkFile(ctx context.Context, sf *sqlcheck.File) ([]sqlcheck.Diagnostic, error) {
+// concern, which opt-outs match. inTx tells whether migrate apply runs the
+// file in one transaction (squawk's --assume-in-transaction) or statement
+// by statement (`-- atlas:txmode none`).
+func squawkFile(ctx context.Context, sf *sqlcheck.File, inTx bool) ([]sqlcheck.Diagnostic, error) {
 	bin, err := squawkPath(ctx)
 	if err != nil {
 		return nil, err
@@ -211,8 +215,11 @@ func squawkFile(ctx context.Context, sf *sqlcheck.File) ([]sqlcheck.Diagnostic, 
 	}
 	var stdout, stderr bytes.Buffer
 	// An empty configuration: no .squawk.toml of the working tree applies.
-	cmd := exec.CommandContext(ctx, bin, "--config", cfg, "--assume-in-transaction", "--pg-version", "15.0",
-		"--reporter", "json", full, mask)
+	args := []string{"--config", cfg, "--pg-version", "15.0", "--reporter", "json", full, mask}
+	if inTx {
+		args = append([]string{"--assume-in-transaction"}, args...)
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()
 	var found []squawkFinding
