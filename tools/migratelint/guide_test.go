@@ -13,7 +13,7 @@ import (
 )
 
 // repoRoot is the repository root, from this package's directory.
-const repoRoot = "../../.."
+const repoRoot = "../.."
 
 // sqlBlocks returns the ```sql blocks of a markdown document, also those
 // indented in list items, without their indentation.
