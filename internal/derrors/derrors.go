@@ -84,10 +84,12 @@ func Category(err error) error {
 	return nil
 }
 
-// Wrap prefixes *errp with a description of what failed, keeping its
-// category, when *errp is not nil. Use it deferred:
+// Wrap prefixes *errp, when it is not nil, with the operation that failed,
+// so that the log line of an internal error says where it happened. The
+// category and the client's message (the Message of a wrapped *Error) stay
+// as they were. Use it deferred:
 //
-//	defer derrors.Wrap(&err, "runs.Create(%s)", id)
+//	defer derrors.Wrap(&err, "Runs.Get(%s)", id)
 func Wrap(errp *error, format string, args ...any) {
 	if *errp != nil {
 		*errp = fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), *errp)

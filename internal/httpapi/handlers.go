@@ -66,41 +66,34 @@ func (h *handlers) createRun(c echo.Context) error {
 			in.UserID = &u
 		}
 	}
-	key := c.Request().Header.Get(HeaderIdempotencyKey)
-	if key == "" {
-		run, err := h.st.Runs.Create(ctx, in)
-		if err != nil {
-			return err
-		}
+	// The created run is encoded once, for the response, the stored
+	// response of an idempotent create and the realtime event alike.
+	encode := func(run *ent.AgentRun) (store.Response, error) {
 		b, err := json.Marshal(toRun(run))
-		if err != nil {
+		return store.Response{Status: http.StatusCreated, Body: b}, err
+	}
+	var resp store.Response
+	var run *ent.AgentRun
+	if key := c.Request().Header.Get(HeaderIdempotencyKey); key == "" {
+		if run, err = h.st.Runs.Create(ctx, in); err != nil {
 			return err
 		}
-		h.publish(ctx, run.ID, EventRunCreated, json.RawMessage(b))
-		return c.JSONBlob(http.StatusCreated, b)
+		if resp, err = encode(run); err != nil {
+			return err
+		}
+	} else {
+		if len(key) > 255 || strings.TrimSpace(key) != key {
+			return derrors.Field(HeaderIdempotencyKey, "must be 1 to 255 characters without surrounding spaces")
+		}
+		sum := sha256.Sum256(body)
+		if resp, run, err = h.st.Runs.CreateIdempotent(ctx, in, key, hex.EncodeToString(sum[:]), encode); err != nil {
+			return err
+		}
 	}
-	if len(key) > 255 || strings.TrimSpace(key) != key {
-		return derrors.Field(HeaderIdempotencyKey, "must be 1 to 255 characters without surrounding spaces")
-	}
-	sum := sha256.Sum256(body)
-	var createdID uuid.UUID
-	resp, replayed, err := h.st.Idempotent(ctx, "POST /v1/runs", key, hex.EncodeToString(sum[:]),
-		func(ctx context.Context, tx *ent.Tx) (store.Response, error) {
-			run, err := h.st.Runs.CreateTx(ctx, tx, in)
-			if err != nil {
-				return store.Response{}, err
-			}
-			createdID = run.ID
-			b, err := json.Marshal(toRun(run))
-			return store.Response{Status: http.StatusCreated, Body: b}, err
-		})
-	if err != nil {
-		return err
-	}
-	if replayed {
+	if run == nil { // the stored response of an earlier request
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	} else {
-		h.publish(ctx, createdID, EventRunCreated, json.RawMessage(resp.Body))
+		h.publish(ctx, run.ID, EventRunCreated, json.RawMessage(resp.Body))
 	}
 	return c.JSONBlob(resp.Status, resp.Body)
 }

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -8,11 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"entgo.io/ent/dialect"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentstore/agentstore/internal/auth"
+	"github.com/agentstore/agentstore/internal/dbtest"
+	"github.com/agentstore/agentstore/internal/store"
 )
 
 func TestRunLifecycle(t *testing.T) {
@@ -418,4 +423,82 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 		assert.NotContains(t, logs, forged.token[20:60], "no rejected token in the logs")
 		assert.NotContains(t, logs, string(testSecret))
 	})
+}
+
+// recordedEvent is one event a recorder received.
+type recordedEvent struct {
+	tenantID, runID uuid.UUID
+	event           string
+	data            any
+}
+
+// recorder is a Publisher that keeps what it is given.
+type recorder struct {
+	mu     sync.Mutex
+	events []recordedEvent
+}
+
+func (r *recorder) Publish(_ context.Context, tenantID, runID uuid.UUID, event string, data any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, recordedEvent{tenantID, runID, event, data})
+}
+
+func (r *recorder) taken() []recordedEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.events
+	r.events = nil
+	return out
+}
+
+func TestCreateRunPublishesTheResponseOnce(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			events := &recorder{}
+			a := newAPIWith(t, b.open(t), func(d *Deps) { d.Events = events })
+			c := a.user()
+			for _, key := range []string{"", "retry-2"} {
+				c.header.Set(HeaderIdempotencyKey, key)
+				first := c.do("POST", "/v1/runs", `{"agentName":"pub","steps":[{"type":"llm"}]}`)
+				require.Equal(t, http.StatusCreated, first.status, string(first.body))
+				var run Run
+				first.json(t, &run)
+				got := events.taken()
+				require.Len(t, got, 1, "key %q: one event per created run", key)
+				assert.Equal(t, EventRunCreated, got[0].event)
+				assert.Equal(t, c.tenant, got[0].tenantID)
+				assert.Equal(t, run.ID, got[0].runID)
+				data, ok := got[0].data.(json.RawMessage)
+				require.True(t, ok, "the event carries the encoded run, %T", got[0].data)
+				assert.Equal(t, string(first.body), string(data), "the event and the response are the same bytes")
+			}
+			replay := c.do("POST", "/v1/runs", `{"agentName":"pub","steps":[{"type":"llm"}]}`)
+			require.Equal(t, http.StatusCreated, replay.status, string(replay.body))
+			assert.Equal(t, "true", replay.header.Get("Idempotent-Replayed"))
+			assert.Empty(t, events.taken(), "a replay publishes nothing")
+		})
+	}
+}
+
+func TestStoreErrorsNameTheOperationInTheLogOnly(t *testing.T) {
+	// A database without the schema: every store call is an internal error.
+	db, err := store.OpenPostgres(context.Background(), dbtest.NewDatabase(t), 2)
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	a := newAPI(t, store.New(db, dialect.Postgres, dbtest.Schema, nil))
+	r := a.user().do("POST", "/v1/runs", `{"agentName":"x"}`)
+	require.Equal(t, http.StatusInternalServerError, r.status, string(r.body))
+	var body ErrorBody
+	r.json(t, &body)
+	assert.Equal(t, "internal error", body.Message, "no internal detail leaks")
+	assert.Contains(t, a.log.String(), `"err":"Runs.Create: `, "the log line says which operation failed")
+
+	// A categorized error keeps its client message.
+	b := newAPI(t, backends[1].open(t))
+	r = b.user().do("GET", "/v1/runs/"+uuid.NewString(), nil)
+	require.Equal(t, http.StatusNotFound, r.status)
+	r.json(t, &body)
+	assert.Equal(t, "not found", body.Message)
 }

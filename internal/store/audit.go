@@ -3,12 +3,14 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/agentstore/agentstore/ent"
 	"github.com/agentstore/agentstore/ent/auditlog"
+	"github.com/agentstore/agentstore/internal/derrors"
 	"github.com/agentstore/agentstore/internal/tenant"
 )
 
@@ -44,26 +46,43 @@ type auditEntry struct {
 	changes      any
 }
 
-// write adds the audit row of e to tx, with the actor taken from the
-// viewer and the request from ctx.
+// write adds the audit row of e to tx.
 func (a *Audit) write(ctx context.Context, tx *ent.Tx, e auditEntry) error {
+	row, err := auditRow(ctx, now(), e)
+	if err != nil {
+		return err
+	}
+	return insertAudit(ctx, tx, row)
+}
+
+// auditRow builds the audit row of e, created at created, with the actor
+// taken from the viewer and the request from ctx. The action and resource
+// type are the store's own constants, so a validation failure here is a
+// defect of the store, not of the request.
+func auditRow(ctx context.Context, created time.Time, e auditEntry) (*ent.AuditLog, error) {
+	tenantID, err := viewerTenant(ctx)
+	if err != nil {
+		return nil, err
+	}
 	v, _ := tenant.FromContext(ctx)
 	ri := requestInfoFrom(ctx)
 	changes, err := json.Marshal(e.changes)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return tx.AuditLog.Create().
-		SetActorRole(v.Role).
-		SetNillableActorID(nonEmpty(v.UserID)).
-		SetAction(e.action).
-		SetResourceType(e.resourceType).
-		SetResourceID(e.resourceID.String()).
-		SetNillableRequestID(nonEmpty(ri.RequestID)).
-		SetNillableIP(nonEmpty(ri.IP)).
-		SetNillableUserAgent(nonEmpty(ri.UserAgent)).
-		SetChanges(changes).
-		Exec(ctx)
+	if err := auditlog.ActionValidator(e.action); err != nil {
+		return nil, fmt.Errorf("audit action %q: %w", e.action, err)
+	}
+	if err := auditlog.ResourceTypeValidator(e.resourceType); err != nil {
+		return nil, fmt.Errorf("audit resource type %q: %w", e.resourceType, err)
+	}
+	return &ent.AuditLog{
+		ID: newID(nil), TenantID: tenantID, CreatedAt: created,
+		ActorID: nonEmpty(v.UserID), ActorRole: v.Role,
+		Action: e.action, ResourceType: e.resourceType, ResourceID: e.resourceID.String(),
+		RequestID: nonEmpty(ri.RequestID), IP: nonEmpty(ri.IP), UserAgent: nonEmpty(ri.UserAgent),
+		Changes: changes,
+	}, nil
 }
 
 // AuditFilter selects audit rows; zero fields do not filter.
@@ -78,6 +97,7 @@ type AuditFilter struct {
 
 // List returns the tenant's audit rows, newest first.
 func (a *Audit) List(ctx context.Context, f AuditFilter) (_ []*ent.AuditLog, next string, err error) {
+	defer derrors.Wrap(&err, "Audit.List")
 	v, err := viewerTenant(ctx)
 	if err != nil {
 		return nil, "", err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/agentstore/agentstore/ent"
 	"github.com/agentstore/agentstore/ent/systemhealth"
+	"github.com/agentstore/agentstore/internal/derrors"
 	"github.com/agentstore/agentstore/internal/tenant"
 )
 
@@ -27,9 +28,10 @@ type NewHealth struct {
 }
 
 // Record writes a check. A tenant viewer's check is audited in its tenant.
-func (h *Health) Record(ctx context.Context, in NewHealth) (*ent.SystemHealth, error) {
+func (h *Health) Record(ctx context.Context, in NewHealth) (_ *ent.SystemHealth, err error) {
+	defer derrors.Wrap(&err, "Health.Record")
 	var row *ent.SystemHealth
-	err := h.s.WithTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
+	err = h.s.WithTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
 		c := tx.SystemHealth.Create().
 			SetComponent(in.Component).
 			SetStatus(systemhealth.Status(in.Status)).
@@ -57,7 +59,12 @@ func (h *Health) Record(ctx context.Context, in NewHealth) (*ent.SystemHealth, e
 }
 
 // Latest returns the newest check of every component, by component name.
-func (h *Health) Latest(ctx context.Context) ([]*ent.SystemHealth, error) {
+func (h *Health) Latest(ctx context.Context) (_ []*ent.SystemHealth, err error) {
+	defer derrors.Wrap(&err, "Health.Latest")
+	return h.latest(ctx)
+}
+
+func (h *Health) latest(ctx context.Context) ([]*ent.SystemHealth, error) {
 	rows, err := h.s.client.SystemHealth.Query().
 		Where(func(s *sql.Selector) {
 			inner := sql.Table(systemhealth.Table).Schema(h.s.pgSchema).As("newer")
@@ -84,7 +91,8 @@ func (h *Health) Latest(ctx context.Context) ([]*ent.SystemHealth, error) {
 
 // History returns the checks of component in w, newest first, at most
 // limit of them (DefaultPageSize when 0).
-func (h *Health) History(ctx context.Context, component string, w Window, limit int) ([]*ent.SystemHealth, error) {
+func (h *Health) History(ctx context.Context, component string, w Window, limit int) (_ []*ent.SystemHealth, err error) {
+	defer derrors.Wrap(&err, "Health.History(%q)", component)
 	if limit <= 0 || limit > MaxPageSize {
 		limit = DefaultPageSize
 	}
@@ -104,8 +112,9 @@ func (h *Health) History(ctx context.Context, component string, w Window, limit 
 
 // Prune deletes checks older than before, keeping each component's newest
 // one. Only the system viewer may prune.
-func (h *Health) Prune(ctx context.Context, before time.Time) (int, error) {
-	latest, err := h.Latest(ctx)
+func (h *Health) Prune(ctx context.Context, before time.Time) (_ int, err error) {
+	defer derrors.Wrap(&err, "Health.Prune")
+	latest, err := h.latest(ctx)
 	if err != nil {
 		return 0, err
 	}

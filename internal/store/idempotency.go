@@ -19,13 +19,13 @@ type Response struct {
 	Body   []byte
 }
 
-// Idempotent runs fn, a write, at most once per tenant, scope and key. fn
+// idempotent runs fn, a write, at most once per tenant, scope and key. fn
 // runs in a transaction with the row that stores its response, so either
 // both land or neither. A later call with the same key and the same
 // request hash gets the stored response back (replayed is true) without
 // running fn; one with another hash is a Conflict. Two concurrent calls
 // with one key: one runs, the other waits for it and replays.
-func (s *Store) Idempotent(ctx context.Context, scope, key, requestHash string,
+func (s *Store) idempotent(ctx context.Context, scope, key, requestHash string,
 	fn func(ctx context.Context, tx *ent.Tx) (Response, error)) (resp Response, replayed bool, err error) {
 	tenantID, err := viewerTenant(ctx)
 	if err != nil {
@@ -76,7 +76,8 @@ func (s *Store) Idempotent(ctx context.Context, scope, key, requestHash string,
 
 // PruneIdempotencyKeys deletes stored responses older than IdempotencyTTL.
 // Only the system viewer may prune across tenants.
-func (s *Store) PruneIdempotencyKeys(ctx context.Context) (int, error) {
+func (s *Store) PruneIdempotencyKeys(ctx context.Context) (_ int, err error) {
+	defer derrors.Wrap(&err, "Store.PruneIdempotencyKeys")
 	n, err := s.client.IdempotencyKey.Delete().
 		Where(idempotencykey.CreatedAtLT(now().Add(-IdempotencyTTL))).
 		Exec(ctx)

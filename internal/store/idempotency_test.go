@@ -12,16 +12,19 @@ import (
 	"github.com/agentstore/agentstore/internal/derrors"
 )
 
-func TestIdempotent(t *testing.T) {
+func TestCreateIdempotent(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *Store) {
 		ctx, _ := asTenant(t)
 		other, _ := asTenant(t)
-		create := func(ctx context.Context, tx *ent.Tx) (Response, error) {
-			run, err := s.Runs.CreateTx(ctx, tx, newRun(2))
-			if err != nil {
-				return Response{}, err
-			}
+		render := func(run *ent.AgentRun) (Response, error) {
 			return Response{Status: 201, Body: []byte(`{"id":"` + run.ID.String() + `"}`)}, nil
+		}
+		create := func(ctx context.Context, in NewRun, key, hash string) (Response, bool, error) {
+			resp, run, err := s.Runs.CreateIdempotent(ctx, in, key, hash, render)
+			if err == nil && run != nil {
+				assert.Equal(t, `{"id":"`+run.ID.String()+`"}`, string(resp.Body), "the response is the created run's")
+			}
+			return resp, err == nil && run == nil, err
 		}
 		const workers = 8
 		var (
@@ -35,7 +38,7 @@ func TestIdempotent(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				resp, replayed, err := s.Idempotent(ctx, "POST /v1/runs", "key-1", "hash-a", create)
+				resp, replayed, err := create(ctx, newRun(2), "key-1", "hash-a")
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -57,20 +60,18 @@ func TestIdempotent(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, 1, n, "the write ran once")
 
-		_, _, err = s.Idempotent(ctx, "POST /v1/runs", "key-1", "hash-b", create)
+		_, _, err = create(ctx, newRun(2), "key-1", "hash-b")
 		require.ErrorIs(t, err, derrors.Conflict, "same key, other request")
+		_, _, err = create(ctx, NewRun{}, "key-1", "hash-c")
+		require.ErrorIs(t, err, derrors.Conflict, "a reused key is a Conflict before the request is checked")
 
-		_, replayed, err := s.Idempotent(other, "POST /v1/runs", "key-1", "hash-b", create)
+		_, replayed, err := create(other, newRun(2), "key-1", "hash-b")
 		require.NoError(t, err)
 		assert.False(t, replayed, "keys are per tenant")
 
-		failing := func(ctx context.Context, tx *ent.Tx) (Response, error) {
-			_, err := s.Runs.CreateTx(ctx, tx, NewRun{})
-			return Response{}, err
-		}
-		_, _, err = s.Idempotent(ctx, "POST /v1/runs", "key-2", "h", failing)
+		_, _, err = create(ctx, NewRun{}, "key-2", "h")
 		require.ErrorIs(t, err, derrors.InvalidArgument)
-		_, replayed, err = s.Idempotent(ctx, "POST /v1/runs", "key-2", "h", create)
+		_, replayed, err = create(ctx, newRun(2), "key-2", "h")
 		require.NoError(t, err)
 		assert.False(t, replayed, "a failed write stores no response")
 	})

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -105,14 +103,12 @@ type RunPatch struct {
 
 // Create writes a run, its steps, its tool calls and its audit row in one
 // transaction: all of them or none.
-func (r *Runs) Create(ctx context.Context, in NewRun) (*ent.AgentRun, error) {
-	if _, err := viewerTenant(ctx); err != nil {
-		return nil, err
-	}
+func (r *Runs) Create(ctx context.Context, in NewRun) (_ *ent.AgentRun, err error) {
+	defer derrors.Wrap(&err, "Runs.Create")
 	var run *ent.AgentRun
-	err := r.s.WithTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
+	err = r.s.WithTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
 		var err error
-		run, err = r.CreateTx(ctx, tx, in)
+		run, err = r.create(ctx, tx, in)
 		return err
 	})
 	if err != nil {
@@ -121,27 +117,49 @@ func (r *Runs) Create(ctx context.Context, in NewRun) (*ent.AgentRun, error) {
 	return run, nil
 }
 
-// CreateTx is Create inside the caller's transaction tx, for callers that
-// write more in the same transaction, such as an idempotency record.
-func (r *Runs) CreateTx(ctx context.Context, tx *ent.Tx, in NewRun) (*ent.AgentRun, error) {
-	tenantID, err := viewerTenant(ctx)
+// createRunScope is the scope of CreateIdempotent's keys. It names the
+// HTTP route because keys stored under it must keep answering retries.
+const createRunScope = "POST /v1/runs"
+
+// CreateIdempotent is Create for a request that carries an idempotency key:
+// the run is created at most once per tenant and key. render turns the
+// created run into the response, inside the transaction that creates the
+// run and stores the response, so both land or neither; it may run more
+// than once when the transaction is retried, the last time being the one
+// that counts. A later call with the same key and the same requestHash
+// gets the stored response back, and a nil run, without creating anything;
+// one with another hash is a Conflict. Otherwise run is the created run.
+func (r *Runs) CreateIdempotent(ctx context.Context, in NewRun, key, requestHash string,
+	render func(*ent.AgentRun) (Response, error)) (resp Response, run *ent.AgentRun, err error) {
+	defer derrors.Wrap(&err, "Runs.CreateIdempotent")
+	var created *ent.AgentRun
+	resp, replayed, err := r.s.idempotent(ctx, createRunScope, key, requestHash,
+		func(ctx context.Context, tx *ent.Tx) (Response, error) {
+			var err error
+			if created, err = r.create(ctx, tx, in); err != nil {
+				return Response{}, err
+			}
+			return render(created)
+		})
+	if err != nil {
+		return Response{}, nil, err
+	}
+	if replayed {
+		return resp, nil, nil
+	}
+	return resp, created, nil
+}
+
+// create is Create inside tx: it builds the rows of in, checks that the
+// parent run is the tenant's, and writes the rows the backend's way.
+func (r *Runs) create(ctx context.Context, tx *ent.Tx, in NewRun) (*ent.AgentRun, error) {
+	rows, err := newRunRows(ctx, in)
 	if err != nil {
 		return nil, err
 	}
-	status := agentrun.StatusQueued
-	if in.Status != "" {
-		status = agentrun.Status(in.Status)
-		if status != agentrun.StatusQueued && status != agentrun.StatusRunning {
-			return nil, derrors.Field("status", "a new run is %q or %q", StatusQueued, StatusRunning)
-		}
-	}
-	startedAt := in.StartedAt
-	if status == agentrun.StatusRunning && startedAt == nil {
-		t := now()
-		startedAt = &t
-	}
-	if in.ParentRunID != nil {
-		ok, err := tx.AgentRun.Query().Where(agentrun.ID(*in.ParentRunID), agentrun.TenantID(tenantID)).Exist(ctx)
+	run := rows.run
+	if run.ParentRunID != nil {
+		ok, err := tx.AgentRun.Query().Where(agentrun.ID(*run.ParentRunID), agentrun.TenantID(run.TenantID)).Exist(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -150,161 +168,32 @@ func (r *Runs) CreateTx(ctx context.Context, tx *ent.Tx, in NewRun) (*ent.AgentR
 		}
 	}
 	if r.s.dialect == dialect.Postgres {
-		run, err := newRunRows(tenantID, in, status, startedAt)
-		if err != nil {
-			return nil, err
-		}
-		if err := r.insertRunPostgres(ctx, tx, run); err != nil {
-			return nil, err
-		}
-		return run, nil
+		err = r.insertRunPostgres(ctx, tx, rows)
+	} else {
+		err = insertRows(ctx, tx, rows)
 	}
-	created := now()
-	c := tx.AgentRun.Create().
-		SetCreatedAt(created).
-		SetUpdatedAt(created).
-		SetAgentName(in.AgentName).
-		SetStatus(status).
-		SetNillableModel(in.Model).
-		SetNillableUserID(in.UserID).
-		SetNillableParentRunID(in.ParentRunID).
-		SetNillableStartedAt(utc(startedAt))
-	if in.ID != nil {
-		c.SetID(*in.ID)
-	}
-	if in.Input != nil {
-		c.SetInput(in.Input)
-	}
-	if in.Metadata != nil {
-		c.SetMetadata(in.Metadata)
-	}
-	run, err := c.Save(ctx)
-	if err != nil {
-		return nil, err
-	}
-	steps, err := r.insertSteps(ctx, tx, run, 0, in.Steps, "steps")
-	if err != nil {
-		return nil, err
-	}
-	run.Edges.Steps = steps
-	calls, err := r.insertToolCalls(ctx, tx, run, in.ToolCalls, steps, "toolCalls")
-	if err != nil {
-		return nil, err
-	}
-	run.Edges.ToolCalls = calls
-	err = r.s.Audit.write(ctx, tx, auditEntry{
-		action: "run.create", resourceType: "run", resourceID: run.ID,
-		changes: map[string]any{"agentName": run.AgentName, "status": run.Status, "steps": len(steps), "toolCalls": len(calls)},
-	})
 	if err != nil {
 		return nil, err
 	}
 	return run, nil
 }
 
-// insertSteps writes in as the steps of run that follow seq maxSeq. Steps
-// without a seq get the next free ones; an explicit seq must be the next.
-func (r *Runs) insertSteps(ctx context.Context, tx *ent.Tx, run *ent.AgentRun, maxSeq int, in []NewStep, field string) ([]*ent.AgentStep, error) {
-	if len(in) == 0 {
-		return nil, nil
+// stepsOfRun returns which of ids name steps of run.
+func stepsOfRun(ctx context.Context, tx *ent.Tx, run *ent.AgentRun, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
+	ofRun := make(map[uuid.UUID]bool, len(ids))
+	if len(ids) == 0 {
+		return ofRun, nil
 	}
-	builders := make([]*ent.AgentStepCreate, len(in))
-	next := maxSeq
-	for i, st := range in {
-		next++
-		if st.Seq != nil && *st.Seq != next {
-			return nil, &derrors.Error{
-				Category: derrors.Conflict,
-				Message:  fmt.Sprintf("%s[%d].seq: %d would leave a gap or reuse a number; the next seq of this run is %d", field, i, *st.Seq, next),
-				Details:  []derrors.Detail{{Field: fmt.Sprintf("%s[%d].seq", field, i), Message: fmt.Sprintf("expected %d", next)}},
-			}
-		}
-		b := tx.AgentStep.Create().
-			SetRunID(run.ID).
-			SetSeq(next).
-			SetType(st.Type).
-			SetNillableName(st.Name).
-			SetNillableError(st.Error).
-			SetNillableStartedAt(utc(st.StartedAt)).
-			SetNillableEndedAt(utc(st.EndedAt))
-		if st.ID != nil {
-			b.SetID(*st.ID)
-		}
-		if st.Status != "" {
-			b.SetStatus(agentstep.Status(st.Status))
-		}
-		if st.Input != nil {
-			b.SetInput(st.Input)
-		}
-		if st.Output != nil {
-			b.SetOutput(st.Output)
-		}
-		builders[i] = b
-	}
-	steps, err := tx.AgentStep.CreateBulk(builders...).Save(ctx)
+	found, err := tx.AgentStep.Query().
+		Where(agentstep.RunID(run.ID), agentstep.TenantID(run.TenantID), agentstep.IDIn(ids...)).
+		IDs(ctx)
 	if err != nil {
-		return nil, withField(err, field)
+		return nil, err
 	}
-	return steps, nil
-}
-
-// insertToolCalls writes in as tool calls of run. A StepID must name one of
-// known (the steps written in the same call) or an existing step of run.
-func (r *Runs) insertToolCalls(ctx context.Context, tx *ent.Tx, run *ent.AgentRun, in []NewToolCall, known []*ent.AgentStep, field string) ([]*ent.ToolCall, error) {
-	if len(in) == 0 {
-		return nil, nil
+	for _, id := range found {
+		ofRun[id] = true
 	}
-	ofRun := make(map[uuid.UUID]bool, len(known))
-	for _, st := range known {
-		ofRun[st.ID] = true
-	}
-	var lookup []uuid.UUID
-	for _, tc := range in {
-		if tc.StepID != nil && !ofRun[*tc.StepID] {
-			lookup = append(lookup, *tc.StepID)
-		}
-	}
-	if len(lookup) > 0 {
-		ids, err := tx.AgentStep.Query().
-			Where(agentstep.RunID(run.ID), agentstep.TenantID(run.TenantID), agentstep.IDIn(lookup...)).
-			IDs(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, id := range ids {
-			ofRun[id] = true
-		}
-	}
-	builders := make([]*ent.ToolCallCreate, len(in))
-	for i, tc := range in {
-		if tc.StepID != nil && !ofRun[*tc.StepID] {
-			return nil, derrors.Field(fmt.Sprintf("%s[%d].stepId", field, i), "is not a step of this run")
-		}
-		b := tx.ToolCall.Create().
-			SetRunID(run.ID).
-			SetNillableStepID(tc.StepID).
-			SetToolName(tc.ToolName).
-			SetStatus(toolcall.Status(tc.Status)).
-			SetNillableError(tc.Error).
-			SetNillableDurationMs(tc.DurationMs).
-			SetNillableStartedAt(utc(tc.StartedAt)).
-			SetNillableEndedAt(utc(tc.EndedAt))
-		if tc.ID != nil {
-			b.SetID(*tc.ID)
-		}
-		if tc.Arguments != nil {
-			b.SetArguments(tc.Arguments)
-		}
-		if tc.Result != nil {
-			b.SetResult(tc.Result)
-		}
-		builders[i] = b
-	}
-	calls, err := tx.ToolCall.CreateBulk(builders...).Save(ctx)
-	if err != nil {
-		return nil, withField(err, field)
-	}
-	return calls, nil
+	return ofRun, nil
 }
 
 // Include says which edges Get loads with the run.
@@ -315,7 +204,12 @@ type Include struct {
 
 // Get returns the run with id, with the edges inc asks for: steps by seq,
 // tool calls by creation time.
-func (r *Runs) Get(ctx context.Context, id uuid.UUID, inc Include) (*ent.AgentRun, error) {
+func (r *Runs) Get(ctx context.Context, id uuid.UUID, inc Include) (_ *ent.AgentRun, err error) {
+	defer derrors.Wrap(&err, "Runs.Get(%s)", id)
+	return r.get(ctx, id, inc)
+}
+
+func (r *Runs) get(ctx context.Context, id uuid.UUID, inc Include) (*ent.AgentRun, error) {
 	tenantID, err := viewerTenant(ctx)
 	if err != nil {
 		return nil, err
@@ -346,6 +240,7 @@ type RunFilter struct {
 // List returns one page of the tenant's runs, newest first, and the cursor
 // of the next page ("" on the last).
 func (r *Runs) List(ctx context.Context, f RunFilter) (_ []*ent.AgentRun, next string, err error) {
+	defer derrors.Wrap(&err, "Runs.List")
 	tenantID, err := viewerTenant(ctx)
 	if err != nil {
 		return nil, "", err
@@ -408,9 +303,10 @@ func (r *Runs) lockRun(ctx context.Context, tx *ent.Tx, id uuid.UUID) (*ent.Agen
 // queued → running → succeeded | failed | cancelled, and queued →
 // cancelled. Any other move, and any change to a finished run, is a
 // Conflict. Reaching a terminal status sets endedAt when p does not.
-func (r *Runs) Update(ctx context.Context, id uuid.UUID, p RunPatch) (*ent.AgentRun, error) {
+func (r *Runs) Update(ctx context.Context, id uuid.UUID, p RunPatch) (_ *ent.AgentRun, err error) {
+	defer derrors.Wrap(&err, "Runs.Update(%s)", id)
 	var run *ent.AgentRun
-	err := r.s.WithTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
+	err = r.s.WithTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
 		cur, err := r.lockRun(ctx, tx, id)
 		if err != nil {
 			return err
@@ -469,13 +365,13 @@ func (r *Runs) Update(ctx context.Context, id uuid.UUID, p RunPatch) (*ent.Agent
 // makes them take turns. A step whose seq already exists is returned as it
 // is when it is identical, and is a Conflict otherwise. A finished run
 // takes no more steps.
-func (r *Runs) AppendSteps(ctx context.Context, id uuid.UUID, in []NewStep) ([]*ent.AgentStep, error) {
+func (r *Runs) AppendSteps(ctx context.Context, id uuid.UUID, in []NewStep) (_ []*ent.AgentStep, err error) {
+	defer derrors.Wrap(&err, "Runs.AppendSteps(%s)", id)
 	if len(in) == 0 {
 		return nil, derrors.Field("steps", "must not be empty")
 	}
 	var out []*ent.AgentStep
-	err := r.s.WithTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
-		out = nil
+	err = r.s.WithTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
 		run, err := r.lockRun(ctx, tx, id)
 		if err != nil {
 			return err
@@ -483,64 +379,45 @@ func (r *Runs) AppendSteps(ctx context.Context, id uuid.UUID, in []NewStep) ([]*
 		if IsTerminal(run.Status) {
 			return derrors.New(derrors.Conflict, "run is %s and takes no more steps", run.Status)
 		}
-		maxSeq, err := r.maxSeq(ctx, tx, id)
+		last, err := r.maxSeq(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		// Steps that repeat an existing seq are replays: identical ones are
-		// answered with the stored step, different ones are conflicts.
-		var fresh []NewStep
-		replayed := map[int]*ent.AgentStep{}
+		// Steps that name a stored seq are replays, answered with the
+		// stored step when they describe it.
 		var seqs []int
 		for _, st := range in {
-			if st.Seq != nil && *st.Seq <= maxSeq {
+			if st.Seq != nil && *st.Seq >= 1 && *st.Seq <= last {
 				seqs = append(seqs, *st.Seq)
 			}
 		}
+		stored := map[int]*ent.AgentStep{}
 		if len(seqs) > 0 {
 			existing, err := tx.AgentStep.Query().Where(agentstep.RunID(id), agentstep.SeqIn(seqs...)).All(ctx)
 			if err != nil {
 				return err
 			}
 			for _, st := range existing {
-				replayed[st.Seq] = st
+				stored[st.Seq] = st
 			}
 		}
-		for i, st := range in {
-			if st.Seq != nil && *st.Seq <= maxSeq {
-				old := replayed[*st.Seq]
-				if old == nil || !sameStep(old, st) {
-					return &derrors.Error{
-						Category: derrors.Conflict,
-						Message:  fmt.Sprintf("steps[%d].seq: step %d exists with different content", i, *st.Seq),
-						Details:  []derrors.Detail{{Field: fmt.Sprintf("steps[%d].seq", i), Message: "exists with different content"}},
-					}
-				}
-				continue
-			}
-			fresh = append(fresh, st)
+		b := newRowBuilder(run.TenantID, run.ID)
+		if out, err = b.addSteps(in, last, stored); err != nil {
+			return err
 		}
-		steps, err := r.insertSteps(ctx, tx, run, maxSeq, fresh, "steps")
+		fresh := b.rows.steps
+		if len(fresh) == 0 {
+			return nil
+		}
+		err = b.addAudit(ctx, "step.append", map[string]any{"firstSeq": fresh[0].Seq, "lastSeq": fresh[len(fresh)-1].Seq})
 		if err != nil {
 			return err
 		}
-		// Answer in the order asked, replays included.
-		k := 0
-		for _, st := range in {
-			if st.Seq != nil && *st.Seq <= maxSeq {
-				out = append(out, replayed[*st.Seq])
-				continue
-			}
-			out = append(out, steps[k])
-			k++
+		rows, err := b.done()
+		if err != nil {
+			return err
 		}
-		if len(steps) == 0 {
-			return nil
-		}
-		return r.s.Audit.write(ctx, tx, auditEntry{
-			action: "step.append", resourceType: "run", resourceID: id,
-			changes: map[string]any{"firstSeq": steps[0].Seq, "lastSeq": steps[len(steps)-1].Seq},
-		})
+		return insertRows(ctx, tx, rows)
 	})
 	if err != nil {
 		return nil, err
@@ -591,8 +468,9 @@ func sameJSON(a, b json.RawMessage) bool {
 }
 
 // ListSteps returns the run's steps by seq.
-func (r *Runs) ListSteps(ctx context.Context, runID uuid.UUID) ([]*ent.AgentStep, error) {
-	run, err := r.Get(ctx, runID, Include{Steps: true})
+func (r *Runs) ListSteps(ctx context.Context, runID uuid.UUID) (_ []*ent.AgentStep, err error) {
+	defer derrors.Wrap(&err, "Runs.ListSteps(%s)", runID)
+	run, err := r.get(ctx, runID, Include{Steps: true})
 	if err != nil {
 		return nil, err
 	}
@@ -601,12 +479,13 @@ func (r *Runs) ListSteps(ctx context.Context, runID uuid.UUID) ([]*ent.AgentStep
 
 // AppendToolCalls records tool calls of the run with id. A finished run
 // takes no more.
-func (r *Runs) AppendToolCalls(ctx context.Context, id uuid.UUID, in []NewToolCall) ([]*ent.ToolCall, error) {
+func (r *Runs) AppendToolCalls(ctx context.Context, id uuid.UUID, in []NewToolCall) (_ []*ent.ToolCall, err error) {
+	defer derrors.Wrap(&err, "Runs.AppendToolCalls(%s)", id)
 	if len(in) == 0 {
 		return nil, derrors.Field("toolCalls", "must not be empty")
 	}
 	var out []*ent.ToolCall
-	err := r.s.WithTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
+	err = r.s.WithTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
 		run, err := r.lockRun(ctx, tx, id)
 		if err != nil {
 			return err
@@ -614,13 +493,27 @@ func (r *Runs) AppendToolCalls(ctx context.Context, id uuid.UUID, in []NewToolCa
 		if IsTerminal(run.Status) {
 			return derrors.New(derrors.Conflict, "run is %s and takes no more tool calls", run.Status)
 		}
-		if out, err = r.insertToolCalls(ctx, tx, run, in, nil, "toolCalls"); err != nil {
+		var named []uuid.UUID
+		for _, tc := range in {
+			if tc.StepID != nil {
+				named = append(named, *tc.StepID)
+			}
+		}
+		ofRun, err := stepsOfRun(ctx, tx, run, named)
+		if err != nil {
 			return err
 		}
-		return r.s.Audit.write(ctx, tx, auditEntry{
-			action: "toolcall.record", resourceType: "run", resourceID: id,
-			changes: map[string]any{"toolCalls": len(out)},
-		})
+		b := newRowBuilder(run.TenantID, run.ID)
+		b.addToolCalls(in, ofRun)
+		if err := b.addAudit(ctx, "toolcall.record", map[string]any{"toolCalls": len(in)}); err != nil {
+			return err
+		}
+		rows, err := b.done()
+		if err != nil {
+			return err
+		}
+		out = rows.calls
+		return insertRows(ctx, tx, rows)
 	})
 	if err != nil {
 		return nil, err
@@ -629,8 +522,9 @@ func (r *Runs) AppendToolCalls(ctx context.Context, id uuid.UUID, in []NewToolCa
 }
 
 // ListToolCalls returns the run's tool calls by creation time.
-func (r *Runs) ListToolCalls(ctx context.Context, runID uuid.UUID) ([]*ent.ToolCall, error) {
-	run, err := r.Get(ctx, runID, Include{ToolCalls: true})
+func (r *Runs) ListToolCalls(ctx context.Context, runID uuid.UUID) (_ []*ent.ToolCall, err error) {
+	defer derrors.Wrap(&err, "Runs.ListToolCalls(%s)", runID)
+	run, err := r.get(ctx, runID, Include{ToolCalls: true})
 	if err != nil {
 		return nil, err
 	}
@@ -646,18 +540,3 @@ func utc(t *time.Time) *time.Time {
 }
 
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
-
-// withField names the request field a validation error of a bulk insert
-// came from.
-func withField(err error, field string) error {
-	var verr *ent.ValidationError
-	if ent.IsValidationError(err) && errors.As(err, &verr) {
-		return &derrors.Error{
-			Category: derrors.InvalidArgument,
-			Message:  fmt.Sprintf("%s: %s", field, err),
-			Details:  []derrors.Detail{{Field: field + "." + verr.Name, Message: verr.Unwrap().Error()}},
-			Cause:    err,
-		}
-	}
-	return err
-}

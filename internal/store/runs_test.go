@@ -318,3 +318,20 @@ func TestAuditLogIsAppendOnly(t *testing.T) {
 		assert.Equal(t, 1, n)
 	})
 }
+
+func TestErrorsNameTheOperation(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx, _ := asTenant(t)
+		id := uuid.New()
+		_, err := s.Runs.Get(ctx, id, Include{})
+		require.ErrorIs(t, err, derrors.NotFound)
+		assert.Equal(t, "Runs.Get("+id.String()+"): not found", err.Error(), "the log line says which operation failed")
+		var de *derrors.Error
+		require.ErrorAs(t, err, &de)
+		assert.Equal(t, "not found", de.Message, "the client's message does not name the operation")
+
+		_, err = s.Runs.AppendSteps(ctx, id, []NewStep{{Type: "llm"}})
+		require.ErrorIs(t, err, derrors.NotFound)
+		assert.Equal(t, "Runs.AppendSteps("+id.String()+"): not found", err.Error())
+	})
+}

@@ -32,7 +32,8 @@ type RunStats struct {
 // "agentName"): how many, their mean and 95th-percentile duration (from
 // startedAt to endedAt, for runs that have both), and the share of their
 // tool calls that failed.
-func (r *Runs) Stats(ctx context.Context, w Window, groupBy string) ([]RunStats, error) {
+func (r *Runs) Stats(ctx context.Context, w Window, groupBy string) (_ []RunStats, err error) {
+	defer derrors.Wrap(&err, "Runs.Stats")
 	tenantID, err := viewerTenant(ctx)
 	if err != nil {
 		return nil, err

@@ -32,7 +32,8 @@ type NewUsage struct {
 
 // Record writes a usage row and its audit row. A RunID must name one of
 // the tenant's runs.
-func (u *Usage) Record(ctx context.Context, in NewUsage) (*ent.UsageMetric, error) {
+func (u *Usage) Record(ctx context.Context, in NewUsage) (_ *ent.UsageMetric, err error) {
+	defer derrors.Wrap(&err, "Usage.Record")
 	tenantID, err := viewerTenant(ctx)
 	if err != nil {
 		return nil, err
@@ -92,7 +93,8 @@ type UsageSummary struct {
 
 // Summary totals the tenant's usage recorded in w, grouped by groupBy:
 // "day" (UTC), "model" or "agentName".
-func (u *Usage) Summary(ctx context.Context, w Window, groupBy string) ([]UsageSummary, error) {
+func (u *Usage) Summary(ctx context.Context, w Window, groupBy string) (_ []UsageSummary, err error) {
+	defer derrors.Wrap(&err, "Usage.Summary")
 	tenantID, err := viewerTenant(ctx)
 	if err != nil {
 		return nil, err
