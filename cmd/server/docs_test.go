@@ -18,7 +18,7 @@ import (
 
 	"github.com/agentstore/agentstore/internal/config"
 	"github.com/agentstore/agentstore/internal/dbtest"
-	"github.com/agentstore/agentstore/internal/httpapi"
+	"github.com/agentstore/agentstore/internal/derrors"
 	"github.com/agentstore/agentstore/internal/ratelimit"
 )
 
@@ -273,7 +273,7 @@ func TestRateLimitPolicyDocIsTrue(t *testing.T) {
 	for h := range headers {
 		assert.Contains(t, doc, "`"+h+"`", "header %s", h)
 	}
-	for _, s := range []string{"429", "503", httpapi.CodeRateLimited, httpapi.CodeUnavailable, `"retryAfterMs"`} {
+	for _, s := range []string{"429", "503", derrors.CodeRateLimited, derrors.CodeUnavailable, `"retryAfterMs"`} {
 		assert.Contains(t, doc, s)
 	}
 	defined := definedMetrics(t)

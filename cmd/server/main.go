@@ -238,7 +238,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	api := httpapi.New(httpapi.Deps{
 		Log: log, Store: st, Auth: verifier, Registry: reg, Ready: countReadiness(reg, ready),
 		Limiter: limiter, TrustedProxies: cfg.TrustedProxies, Events: hub,
-		WebSocket: hub.Handler(verifier, runChecker{st}, eventLimiter),
+		WebSocket: hub.Endpoint(verifier, runChecker{st}, eventLimiter),
 	})
 	prober := &health.Prober{
 		Store: st, Interval: healthInterval, Retention: healthRetention, Log: log, Checks: checks,

@@ -1,7 +1,8 @@
 // Package derrors defines the few categories of error agentstore's layers
-// return to each other. The store turns database errors into them, the HTTP
-// layer maps them to a status and a public code in one table; an error of
-// no category is an internal one.
+// return to each other, and the public code of each. The store turns
+// database errors into them; the HTTP layer maps them to a status, and both
+// the HTTP API and the WebSocket's "error" frames show clients their code
+// (Code). An error of no category is an internal one.
 package derrors
 
 import (
@@ -26,6 +27,35 @@ var (
 	// Unavailable: a dependency is down or overloaded; retrying may succeed.
 	Unavailable = errors.New("unavailable")
 )
+
+// Public codes of the categories, stable across versions: the "code" of
+// the HTTP API's error bodies and of the WebSocket's "error" frames.
+const (
+	CodeNotFound        = "NOT_FOUND"
+	CodeInvalidArgument = "INVALID_ARGUMENT"
+	CodeConflict        = "CONFLICT"
+	CodeForbidden       = "FORBIDDEN"
+	CodeUnauthenticated = "UNAUTHENTICATED"
+	CodeRateLimited     = "RATE_LIMITED"
+	CodeUnavailable     = "UNAVAILABLE"
+	// CodeInternal is the code of an error of no category.
+	CodeInternal = "INTERNAL"
+)
+
+// categories is the one table of the categories and their public codes,
+// in the order Category tries them.
+var categories = []struct {
+	category error
+	code     string
+}{
+	{NotFound, CodeNotFound},
+	{InvalidArgument, CodeInvalidArgument},
+	{Conflict, CodeConflict},
+	{Forbidden, CodeForbidden},
+	{Unauthenticated, CodeUnauthenticated},
+	{RateLimited, CodeRateLimited},
+	{Unavailable, CodeUnavailable},
+}
 
 // Error is an error in a category with a message fit for a client, and
 // optional per-field details.
@@ -76,12 +106,23 @@ func Field(field, format string, args ...any) *Error {
 
 // Category returns the category of err, or nil when it has none.
 func Category(err error) error {
-	for _, c := range []error{NotFound, InvalidArgument, Conflict, Forbidden, Unauthenticated, RateLimited, Unavailable} {
-		if errors.Is(err, c) {
-			return c
+	for _, c := range categories {
+		if errors.Is(err, c.category) {
+			return c.category
 		}
 	}
 	return nil
+}
+
+// Code returns the public code of err's category (see Category), or
+// CodeInternal when it has none.
+func Code(err error) string {
+	for _, c := range categories {
+		if errors.Is(err, c.category) {
+			return c.code
+		}
+	}
+	return CodeInternal
 }
 
 // Wrap prefixes *errp, when it is not nil, with the operation that failed,

@@ -11,34 +11,35 @@ import (
 	"github.com/agentstore/agentstore/internal/tenant"
 )
 
-// Public error codes, stable across versions.
+// Public codes of the refusals only the HTTP API has. The code of every
+// error category is derrors.Code's, the same on the WebSocket.
 const (
-	CodeInvalidArgument  = "INVALID_ARGUMENT"
-	CodeUnauthenticated  = "UNAUTHENTICATED"
-	CodeForbidden        = "FORBIDDEN"
-	CodeNotFound         = "NOT_FOUND"
 	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
-	CodeConflict         = "CONFLICT"
 	CodePayloadTooLarge  = "PAYLOAD_TOO_LARGE"
-	CodeRateLimited      = "RATE_LIMITED"
-	CodeInternal         = "INTERNAL"
-	CodeUnavailable      = "UNAVAILABLE"
 )
 
-// statusOf is the one table from error category to HTTP status and code.
+// statusOf is the one table from error category to HTTP status, tried in
+// order; the body's code is the category's (codeOf).
 var statusOf = []struct {
 	category error
 	status   int
-	code     string
 }{
-	{derrors.InvalidArgument, http.StatusBadRequest, CodeInvalidArgument},
-	{derrors.Unauthenticated, http.StatusUnauthorized, CodeUnauthenticated},
-	{derrors.Forbidden, http.StatusForbidden, CodeForbidden},
-	{derrors.NotFound, http.StatusNotFound, CodeNotFound},
-	{derrors.Conflict, http.StatusConflict, CodeConflict},
-	{errPayloadTooLarge, http.StatusRequestEntityTooLarge, CodePayloadTooLarge},
-	{derrors.RateLimited, http.StatusTooManyRequests, CodeRateLimited},
-	{derrors.Unavailable, http.StatusServiceUnavailable, CodeUnavailable},
+	{derrors.InvalidArgument, http.StatusBadRequest},
+	{derrors.Unauthenticated, http.StatusUnauthorized},
+	{derrors.Forbidden, http.StatusForbidden},
+	{derrors.NotFound, http.StatusNotFound},
+	{derrors.Conflict, http.StatusConflict},
+	{errPayloadTooLarge, http.StatusRequestEntityTooLarge},
+	{derrors.RateLimited, http.StatusTooManyRequests},
+	{derrors.Unavailable, http.StatusServiceUnavailable},
+}
+
+// codeOf is the public code of a category of statusOf.
+func codeOf(category error) string {
+	if category == errPayloadTooLarge {
+		return CodePayloadTooLarge
+	}
+	return derrors.Code(category)
 }
 
 var errPayloadTooLarge = errors.New("payload too large")
@@ -60,7 +61,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if c.Response().Committed {
 			return
 		}
-		status, body := http.StatusInternalServerError, ErrorBody{Code: CodeInternal, Message: "internal error"}
+		status, body := http.StatusInternalServerError, ErrorBody{Code: derrors.CodeInternal, Message: "internal error"}
 		var he *echo.HTTPError
 		var de *derrors.Error
 		switch {
@@ -73,7 +74,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		case derrors.Category(err) != nil || errors.Is(err, errPayloadTooLarge):
 			for _, m := range statusOf {
 				if errors.Is(err, m.category) {
-					status, body.Code = m.status, m.code
+					status, body.Code = m.status, codeOf(m.category)
 					break
 				}
 			}
@@ -111,14 +112,14 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 func codeForStatus(status int) string {
 	for _, m := range statusOf {
 		if m.status == status {
-			return m.code
+			return codeOf(m.category)
 		}
 	}
 	if status == http.StatusMethodNotAllowed {
 		return CodeMethodNotAllowed
 	}
 	if status >= 500 {
-		return CodeInternal
+		return derrors.CodeInternal
 	}
-	return CodeInvalidArgument
+	return derrors.CodeInvalidArgument
 }

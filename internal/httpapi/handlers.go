@@ -13,22 +13,16 @@ import (
 
 	"github.com/agentstore/agentstore/ent"
 	"github.com/agentstore/agentstore/internal/derrors"
+	"github.com/agentstore/agentstore/internal/realtime"
 	"github.com/agentstore/agentstore/internal/store"
 	"github.com/agentstore/agentstore/internal/tenant"
 )
 
-// Publisher receives realtime events after their transaction committed.
+// Publisher receives realtime events after their transaction committed;
+// their names are realtime's server events (realtime.EventRunCreated, …).
 type Publisher interface {
 	Publish(ctx context.Context, tenantID, runID uuid.UUID, event string, data any)
 }
-
-// Realtime event names.
-const (
-	EventRunCreated       = "run.created"
-	EventRunUpdated       = "run.updated"
-	EventStepAppended     = "step.appended"
-	EventToolCallRecorded = "toolcall.recorded"
-)
 
 // HeaderIdempotencyKey makes POST /v1/runs safe to retry.
 const HeaderIdempotencyKey = "Idempotency-Key"
@@ -93,7 +87,7 @@ func (h *handlers) createRun(c echo.Context) error {
 	if run == nil { // the stored response of an earlier request
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	} else {
-		h.publish(ctx, run.ID, EventRunCreated, json.RawMessage(resp.Body))
+		h.publish(ctx, run.ID, realtime.EventRunCreated, json.RawMessage(resp.Body))
 	}
 	return c.JSONBlob(resp.Status, resp.Body)
 }
@@ -173,7 +167,7 @@ func (h *handlers) patchRun(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	h.publish(ctx, run.ID, EventRunUpdated, json.RawMessage(b))
+	h.publish(ctx, run.ID, realtime.EventRunUpdated, json.RawMessage(b))
 	return c.JSONBlob(http.StatusOK, b)
 }
 
@@ -198,7 +192,7 @@ func (h *handlers) appendSteps(c echo.Context) error {
 	}
 	out := mapSlice(steps, toStep)
 	for _, s := range out {
-		h.publish(ctx, id, EventStepAppended, s)
+		h.publish(ctx, id, realtime.EventStepAppended, s)
 	}
 	return respondOneOrBatch(c, out, batch)
 }
@@ -268,7 +262,7 @@ func (h *handlers) appendToolCalls(c echo.Context) error {
 	}
 	out := mapSlice(calls, toToolCall)
 	for _, tc := range out {
-		h.publish(ctx, id, EventToolCallRecorded, tc)
+		h.publish(ctx, id, realtime.EventToolCallRecorded, tc)
 	}
 	return respondOneOrBatch(c, out, batch)
 }

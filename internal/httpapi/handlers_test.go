@@ -17,6 +17,8 @@ import (
 
 	"github.com/agentstore/agentstore/internal/auth"
 	"github.com/agentstore/agentstore/internal/dbtest"
+	"github.com/agentstore/agentstore/internal/derrors"
+	"github.com/agentstore/agentstore/internal/realtime"
 	"github.com/agentstore/agentstore/internal/store"
 )
 
@@ -68,7 +70,7 @@ func TestRunLifecycle(t *testing.T) {
 
 		r = c.do("POST", "/v1/runs/"+run.ID.String()+"/steps", map[string]any{"type": "llm"})
 		assert.Equal(t, http.StatusConflict, r.status, "a finished run takes no steps")
-		assert.Equal(t, CodeConflict, r.errCode(t))
+		assert.Equal(t, derrors.CodeConflict, r.errCode(t))
 	})
 }
 
@@ -146,7 +148,7 @@ func TestIdempotencyKey(t *testing.T) {
 		assert.Equal(t, len(responses)-1, replays)
 		r := c.do("POST", "/v1/runs", `{"agentName":"other"}`)
 		assert.Equal(t, http.StatusConflict, r.status)
-		assert.Equal(t, CodeConflict, r.errCode(t))
+		assert.Equal(t, derrors.CodeConflict, r.errCode(t))
 
 		c.header.Del(HeaderIdempotencyKey)
 		var list List[Run]
@@ -216,31 +218,31 @@ func TestBadInputIsA4xxAndWritesNothing(t *testing.T) {
 			status             int
 			code               string
 		}{
-			{"unknown field", "POST", "/v1/runs", `{"agentName":"x","colour":"red"}`, 400, CodeInvalidArgument},
-			{"wrong type", "POST", "/v1/runs", `{"agentName":5}`, 400, CodeInvalidArgument},
-			{"bad uuid in body", "POST", "/v1/runs", `{"agentName":"x","parentRunId":"nope"}`, 400, CodeInvalidArgument},
-			{"malformed json", "POST", "/v1/runs", `{"agentName":`, 400, CodeInvalidArgument},
-			{"two values", "POST", "/v1/runs", `{"agentName":"x"}{}`, 400, CodeInvalidArgument},
-			{"empty body", "POST", "/v1/runs", ``, 400, CodeInvalidArgument},
-			{"missing agentName", "POST", "/v1/runs", `{}`, 400, CodeInvalidArgument},
-			{"step without type", "POST", "/v1/runs", `{"agentName":"x","steps":[{}]}`, 400, CodeInvalidArgument},
-			{"bad step status", "POST", "/v1/runs", `{"agentName":"x","steps":[{"type":"llm","status":"done"}]}`, 400, CodeInvalidArgument},
+			{"unknown field", "POST", "/v1/runs", `{"agentName":"x","colour":"red"}`, 400, derrors.CodeInvalidArgument},
+			{"wrong type", "POST", "/v1/runs", `{"agentName":5}`, 400, derrors.CodeInvalidArgument},
+			{"bad uuid in body", "POST", "/v1/runs", `{"agentName":"x","parentRunId":"nope"}`, 400, derrors.CodeInvalidArgument},
+			{"malformed json", "POST", "/v1/runs", `{"agentName":`, 400, derrors.CodeInvalidArgument},
+			{"two values", "POST", "/v1/runs", `{"agentName":"x"}{}`, 400, derrors.CodeInvalidArgument},
+			{"empty body", "POST", "/v1/runs", ``, 400, derrors.CodeInvalidArgument},
+			{"missing agentName", "POST", "/v1/runs", `{}`, 400, derrors.CodeInvalidArgument},
+			{"step without type", "POST", "/v1/runs", `{"agentName":"x","steps":[{}]}`, 400, derrors.CodeInvalidArgument},
+			{"bad step status", "POST", "/v1/runs", `{"agentName":"x","steps":[{"type":"llm","status":"done"}]}`, 400, derrors.CodeInvalidArgument},
 			{"too large", "POST", "/v1/runs", huge, 413, CodePayloadTooLarge},
-			{"bad timestamp", "POST", "/v1/runs", `{"agentName":"x","startedAt":"yesterday"}`, 400, CodeInvalidArgument},
-			{"bad path uuid", "GET", "/v1/runs/not-a-uuid", nil, 400, CodeInvalidArgument},
-			{"unknown run", "GET", "/v1/runs/" + uuid.NewString(), nil, 404, CodeNotFound},
-			{"bad limit", "GET", "/v1/runs?limit=500", nil, 400, CodeInvalidArgument},
-			{"zero limit", "GET", "/v1/runs?limit=0", nil, 400, CodeInvalidArgument},
-			{"non-numeric limit", "GET", "/v1/audit-logs?limit=ten", nil, 400, CodeInvalidArgument},
-			{"bad cursor", "GET", "/v1/runs?cursor=abc", nil, 400, CodeInvalidArgument},
-			{"bad status filter", "GET", "/v1/runs?status=done", nil, 400, CodeInvalidArgument},
-			{"bad include", "GET", runPath + "?include=everything", nil, 400, CodeInvalidArgument},
-			{"bad groupBy", "GET", "/v1/runs/stats?groupBy=model", nil, 400, CodeInvalidArgument},
-			{"bad from", "GET", "/v1/usage/summary?from=monday", nil, 400, CodeInvalidArgument},
-			{"patch unknown field", "PATCH", runPath, `{"agentName":"renamed"}`, 400, CodeInvalidArgument},
-			{"patch bad status", "PATCH", runPath, `{"status":"paused"}`, 400, CodeInvalidArgument},
-			{"negative tokens", "POST", "/v1/usage", `{"model":"m","inputTokens":-5}`, 400, CodeInvalidArgument},
-			{"no such route", "GET", "/v1/nothing", nil, 404, CodeNotFound},
+			{"bad timestamp", "POST", "/v1/runs", `{"agentName":"x","startedAt":"yesterday"}`, 400, derrors.CodeInvalidArgument},
+			{"bad path uuid", "GET", "/v1/runs/not-a-uuid", nil, 400, derrors.CodeInvalidArgument},
+			{"unknown run", "GET", "/v1/runs/" + uuid.NewString(), nil, 404, derrors.CodeNotFound},
+			{"bad limit", "GET", "/v1/runs?limit=500", nil, 400, derrors.CodeInvalidArgument},
+			{"zero limit", "GET", "/v1/runs?limit=0", nil, 400, derrors.CodeInvalidArgument},
+			{"non-numeric limit", "GET", "/v1/audit-logs?limit=ten", nil, 400, derrors.CodeInvalidArgument},
+			{"bad cursor", "GET", "/v1/runs?cursor=abc", nil, 400, derrors.CodeInvalidArgument},
+			{"bad status filter", "GET", "/v1/runs?status=done", nil, 400, derrors.CodeInvalidArgument},
+			{"bad include", "GET", runPath + "?include=everything", nil, 400, derrors.CodeInvalidArgument},
+			{"bad groupBy", "GET", "/v1/runs/stats?groupBy=model", nil, 400, derrors.CodeInvalidArgument},
+			{"bad from", "GET", "/v1/usage/summary?from=monday", nil, 400, derrors.CodeInvalidArgument},
+			{"patch unknown field", "PATCH", runPath, `{"agentName":"renamed"}`, 400, derrors.CodeInvalidArgument},
+			{"patch bad status", "PATCH", runPath, `{"status":"paused"}`, 400, derrors.CodeInvalidArgument},
+			{"negative tokens", "POST", "/v1/usage", `{"model":"m","inputTokens":-5}`, 400, derrors.CodeInvalidArgument},
+			{"no such route", "GET", "/v1/nothing", nil, 404, derrors.CodeNotFound},
 			{"wrong method", "POST", "/healthz", nil, 405, CodeMethodNotAllowed},
 			{"no delete path", "DELETE", runPath, nil, 405, CodeMethodNotAllowed},
 			{"wrong method under v1", "PUT", "/v1/runs", `{"agentName":"x"}`, 405, CodeMethodNotAllowed},
@@ -290,11 +292,11 @@ func TestAuthentication(t *testing.T) {
 				r := tc.client.do("GET", "/v1/runs", nil)
 				require.Equal(t, tc.status, r.status, string(r.body))
 				if tc.status == 401 {
-					assert.Equal(t, CodeUnauthenticated, r.errCode(t))
+					assert.Equal(t, derrors.CodeUnauthenticated, r.errCode(t))
 					assert.NotEmpty(t, r.header.Get("WWW-Authenticate"))
 				}
 				if tc.status == 403 {
-					assert.Equal(t, CodeForbidden, r.errCode(t))
+					assert.Equal(t, derrors.CodeForbidden, r.errCode(t))
 				}
 			})
 		}
@@ -467,7 +469,7 @@ func TestCreateRunPublishesTheResponseOnce(t *testing.T) {
 				first.json(t, &run)
 				got := events.taken()
 				require.Len(t, got, 1, "key %q: one event per created run", key)
-				assert.Equal(t, EventRunCreated, got[0].event)
+				assert.Equal(t, realtime.EventRunCreated, got[0].event)
 				assert.Equal(t, c.tenant, got[0].tenantID)
 				assert.Equal(t, run.ID, got[0].runID)
 				data, ok := got[0].data.(json.RawMessage)

@@ -42,10 +42,18 @@ type Deps struct {
 	Limiter *ratelimit.Limiter
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []*net.IPNet
-	// WebSocket serves GET /v1/ws (it authenticates on its own, so that a
-	// refused handshake is an HTTP error before any upgrade); nil leaves
+	// WebSocket accepts the connections of GET /v1/ws, whose handshake
+	// passes through the same middleware as every /v1 route; nil leaves
 	// the route out.
-	WebSocket http.Handler
+	WebSocket WebSocket
+}
+
+// WebSocket accepts WebSocket connections; *realtime.Endpoint is one.
+type WebSocket interface {
+	// Accept upgrades an authenticated handshake, whose request context
+	// carries the viewer and its token's claims, or writes nothing and
+	// returns an error of a derrors category for the error handler.
+	Accept(w http.ResponseWriter, r *http.Request) error
 }
 
 // OpenAPI is the OpenAPI 3 document of the API, served at /openapi.json.
@@ -68,23 +76,27 @@ func New(d Deps) *echo.Echo {
 	e.GET("/readyz", readyz(d))
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
 	// Everything else is rate limited, by tenant when the token is good.
-	limited := []echo.MiddlewareFunc{identify(d.Auth)}
-	if d.Limiter != nil {
-		limited = append(limited, rateLimit(d.Limiter))
+	limited := func(a echo.MiddlewareFunc) []echo.MiddlewareFunc {
+		if d.Limiter == nil {
+			return []echo.MiddlewareFunc{a}
+		}
+		return []echo.MiddlewareFunc{a, rateLimit(d.Limiter)}
 	}
 	e.GET("/openapi.json", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, OpenAPI)
-	}, limited...)
+	}, limited(identify(d.Auth, false))...)
 
-	if d.WebSocket != nil {
-		e.GET("/v1/ws", echo.WrapHandler(d.WebSocket), limited...)
-	}
-
-	h := &handlers{st: d.Store, events: d.Events}
 	// The middleware goes on each route, not on the group: a group's
 	// middleware makes Echo add a catch-all route under its prefix, which
 	// answers a wrong method on a known path with 404 instead of 405.
-	mw := append(limited, requireViewer)
+	mw := append(limited(identify(d.Auth, false)), requireViewer)
+	if d.WebSocket != nil {
+		// The one route whose token may come in the query string.
+		ws := append(limited(identify(d.Auth, true)), requireViewer)
+		e.GET("/v1/ws", acceptWebSocket(d.WebSocket), ws...)
+	}
+
+	h := &handlers{st: d.Store, events: d.Events}
 	v1 := e.Group("/v1")
 	route := func(method, path string, handler echo.HandlerFunc) { v1.Add(method, path, handler, mw...) }
 	route(http.MethodPost, "/runs", h.createRun)
@@ -102,6 +114,14 @@ func New(d Deps) *echo.Echo {
 	route(http.MethodGet, "/system-health", h.getHealth)
 	route(http.MethodPost, "/system-health", h.recordHealth)
 	return e
+}
+
+// acceptWebSocket hands an authenticated handshake to ws; a refusal is
+// answered by the error handler, as on every route.
+func acceptWebSocket(ws WebSocket) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		return ws.Accept(c.Response(), c.Request())
+	}
 }
 
 func readyz(d Deps) echo.HandlerFunc {

@@ -104,9 +104,20 @@ type Authenticator interface {
 // HeaderTenantID names the tenant a service_role token acts for.
 const HeaderTenantID = "X-Tenant-ID"
 
-// bearer returns the token of an "Authorization: Bearer" header.
-func bearer(c echo.Context) (string, bool) {
+// queryToken is the query parameter that carries the token of a WebSocket
+// handshake, since browsers cannot set headers on one. No other route
+// reads it, and logs and metrics never record a query string.
+const queryToken = "access_token"
+
+// tokenOf returns the token of an "Authorization: Bearer" header or, when
+// inQuery is set and there is no such header, of the access_token query
+// parameter.
+func tokenOf(c echo.Context, inQuery bool) (string, bool) {
 	h := c.Request().Header.Get(echo.HeaderAuthorization)
+	if h == "" && inQuery {
+		token := strings.TrimSpace(c.QueryParam(queryToken))
+		return token, token != ""
+	}
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 		return "", false
@@ -117,6 +128,7 @@ func bearer(c echo.Context) (string, bool) {
 // identity is what identify found out about the caller.
 type identity struct {
 	viewer tenant.Viewer
+	claims auth.Claims
 	err    error // why the caller may not proceed; nil when it may
 }
 
@@ -124,17 +136,19 @@ const identityKey = "identity"
 
 // identify verifies the bearer token, once, and remembers the viewer or the
 // reason to refuse it, without refusing yet: the rate limiter needs the
-// tenant (or "-") first, and requireViewer refuses after it.
-func identify(a Authenticator) echo.MiddlewareFunc {
+// tenant (or "-") first, and requireViewer refuses after it. With inQuery
+// the token may also come in the access_token query parameter.
+func identify(a Authenticator, inQuery bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			id := identity{}
-			token, ok := bearer(c)
+			token, ok := tokenOf(c, inQuery)
 			if !ok {
 				id.err = derrors.New(derrors.Unauthenticated, "missing bearer token")
 			} else if claims, err := a.Verify(c.Request().Context(), token); err != nil {
 				id.err = err
 			} else {
+				id.claims = claims
 				id.viewer, id.err = a.Viewer(claims, c.Request().Header.Get(HeaderTenantID))
 			}
 			c.Set(identityKey, id)
@@ -144,8 +158,8 @@ func identify(a Authenticator) echo.MiddlewareFunc {
 }
 
 // requireViewer refuses a caller identify could not accept (401 or 403),
-// and puts the viewer, and what audit rows record of the request, into the
-// request context.
+// and puts the viewer, its token's claims and what audit rows record of
+// the request into the request context.
 func requireViewer(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		id, _ := c.Get(identityKey).(identity)
@@ -153,6 +167,7 @@ func requireViewer(next echo.HandlerFunc) echo.HandlerFunc {
 			return id.err
 		}
 		ctx := tenant.NewContext(c.Request().Context(), id.viewer)
+		ctx = auth.NewContext(ctx, id.claims)
 		ctx = store.WithRequestInfo(ctx, store.RequestInfo{
 			RequestID: requestID(c), IP: c.RealIP(), UserAgent: truncate(c.Request().UserAgent(), 512),
 		})

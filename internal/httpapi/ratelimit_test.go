@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentstore/agentstore/internal/derrors"
 	"github.com/agentstore/agentstore/internal/ratelimit"
 )
 
@@ -47,7 +48,7 @@ func TestRateLimitThresholdAndHeaders(t *testing.T) {
 	require.Equal(t, http.StatusTooManyRequests, r.status)
 	var body ErrorBody
 	r.json(t, &body)
-	assert.Equal(t, CodeRateLimited, body.Code)
+	assert.Equal(t, derrors.CodeRateLimited, body.Code)
 	require.NotNil(t, body.RetryAfterMs)
 	assert.Positive(t, *body.RetryAfterMs)
 	assert.NotEmpty(t, body.RequestID)

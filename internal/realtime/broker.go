@@ -56,7 +56,7 @@ type broker interface {
 	// A channel without state starts at a time-derived offset, so offsets
 	// keep growing even after a channel's state expired.
 	snapshot(ctx context.Context, key chanKey, since *uint64) (top uint64, events []*event, err error)
-	// stop ends the broker's goroutines.
+	// stop ends the broker's goroutines and returns once they have.
 	stop()
 }
 
@@ -93,15 +93,14 @@ type memBroker struct {
 	size     int
 	ttl      time.Duration
 	dispatch func(*event)
-	// floor, when set, is an offset a new channel must start above: the
-	// highest one this instance already sent for it.
-	floor func(chanKey) uint64
+	// start is the offset a channel without live state starts at.
+	start func(key chanKey, now time.Time) uint64
 
 	mu    sync.Mutex
 	chans map[chanKey]*memChannel
 
-	quit chan struct{}
-	done chan struct{}
+	cancel context.CancelFunc // ends the sweep
+	wg     sync.WaitGroup
 }
 
 // memChannel is the state of one channel: its last offset and the newest
@@ -112,27 +111,36 @@ type memChannel struct {
 	touched time.Time
 }
 
-func newMemBroker(size int, ttl time.Duration, dispatch func(*event)) *memBroker {
-	b := &memBroker{
-		size: size, ttl: ttl, dispatch: dispatch,
-		chans: make(map[chanKey]*memChannel),
-		quit:  make(chan struct{}), done: make(chan struct{}),
+// clockStart starts a channel at the clock in microseconds, so that its
+// offsets stay above those of any earlier life of the channel, and a
+// client's stale "since" can never look recoverable.
+func clockStart(_ chanKey, now time.Time) uint64 { return uint64(now.UnixMicro()) }
+
+// newMemBroker returns a memBroker whose new channels start at start
+// (nil: clockStart), and starts the goroutine that forgets expired
+// channels until stop.
+func newMemBroker(size int, ttl time.Duration, dispatch func(*event), start func(chanKey, time.Time) uint64) *memBroker {
+	if start == nil {
+		start = clockStart
 	}
-	go b.sweep()
+	b := &memBroker{
+		size: size, ttl: ttl, dispatch: dispatch, start: start,
+		chans: make(map[chanKey]*memChannel),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	b.wg.Go(func() { b.sweep(ctx) })
 	return b
 }
 
 // channel returns the live state of key, starting it when it has none or
-// it expired. b.mu must be held.
+// it expired; an expired channel's offsets continue. b.mu must be held.
 func (b *memBroker) channel(key chanKey, now time.Time) *memChannel {
 	ch := b.chans[key]
 	if ch == nil || now.Sub(ch.touched) > b.ttl {
-		seed := uint64(now.UnixMicro())
+		seed := b.start(key, now)
 		if ch != nil && ch.top >= seed {
 			seed = ch.top
-		}
-		if b.floor != nil {
-			seed = max(seed, b.floor(key))
 		}
 		ch = &memChannel{top: seed, touched: now}
 		b.chans[key] = ch
@@ -194,15 +202,13 @@ func (b *memBroker) reset() {
 	b.mu.Unlock()
 }
 
-// sweep forgets expired channels until stop.
-func (b *memBroker) sweep() {
-	defer close(b.done)
-	every := min(b.ttl, time.Minute)
-	t := time.NewTicker(every)
+// sweep forgets expired channels until ctx ends.
+func (b *memBroker) sweep(ctx context.Context) {
+	t := time.NewTicker(min(b.ttl, time.Minute))
 	defer t.Stop()
 	for {
 		select {
-		case <-b.quit:
+		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			b.mu.Lock()
@@ -216,11 +222,10 @@ func (b *memBroker) sweep() {
 	}
 }
 
+// stop ends the sweep and returns once it has. The broker still numbers
+// and dispatches events afterwards; expired channels are then forgotten
+// only when next used.
 func (b *memBroker) stop() {
-	select {
-	case <-b.quit:
-	default:
-		close(b.quit)
-	}
-	<-b.done
+	b.cancel()
+	b.wg.Wait()
 }

@@ -26,16 +26,15 @@ const closeGrace = 2 * time.Second
 // swaps out whole, so a writer that fell behind catches up with one
 // network write for everything that waits.
 type conn struct {
-	hub          *Hub
-	ws           *websocket.Conn
-	nc           *batchConn // ws's connection; nil when it is not one
-	id           string     // origin of the events this connection publishes
-	ip           string
-	tenantID     uuid.UUID // fixed for the connection's life: refresh keeps it
-	headerTenant string
-	auth         Authenticator
-	runs         RunChecker
-	limiter      EventLimiter
+	hub      *Hub
+	ws       *websocket.Conn
+	nc       *batchConn // ws's connection; nil when it is not one
+	id       string     // origin of the events this connection publishes
+	ip       string
+	tenantID uuid.UUID // fixed for the connection's life: refresh keeps it
+	auth     Authenticator
+	runs     RunChecker
+	limiter  EventLimiter
 
 	// Owned by the reader goroutine.
 	viewer tenant.Viewer
@@ -135,7 +134,7 @@ func (c *conn) schedulePing() {
 
 func (c *conn) reply(f replyFrame) { c.enqueue(encodeReply(f)) }
 
-func (c *conn) replyError(ref string, e *protocolError) {
+func (c *conn) replyError(ref string, e *derrors.Error) {
 	c.enqueue(encodeError(ref, e))
 }
 
@@ -327,7 +326,7 @@ func (c *conn) opContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(tenant.NewContext(c.ctx, c.viewer), opTimeout)
 }
 
-func (c *conn) subscribe(in inbound) *protocolError {
+func (c *conn) subscribe(in inbound) *derrors.Error {
 	name, runID, perr := parseChannel(in.Channel)
 	if perr != nil {
 		return perr
@@ -336,7 +335,7 @@ func (c *conn) subscribe(in inbound) *protocolError {
 		return invalid("since is out of range")
 	}
 	if _, dup := c.subs[name]; dup {
-		return &protocolError{code: codeConflict, message: "already subscribed to " + name}
+		return derrors.New(derrors.Conflict, "already subscribed to %s", name)
 	}
 	if len(c.subs) >= c.hub.cfg.MaxSubscriptions {
 		return invalid("at most %d subscriptions per connection", c.hub.cfg.MaxSubscriptions)
@@ -358,7 +357,7 @@ func (c *conn) subscribe(in inbound) *protocolError {
 	if err != nil {
 		c.hub.removeSub(s)
 		c.hub.log.Error("realtime: subscribe", "tenant_id", c.viewer.TenantID.String(), "err", err)
-		return &protocolError{code: codeUnavailable, message: "realtime backend unavailable"}
+		return derrors.New(derrors.Unavailable, "realtime backend unavailable")
 	}
 	c.subs[name] = s
 	reply := replyFrame{Type: typeSubscribed, Ref: in.Ref, Channel: name, Offset: &top}
@@ -372,7 +371,7 @@ func (c *conn) subscribe(in inbound) *protocolError {
 	return nil
 }
 
-func (c *conn) unsubscribe(in inbound) *protocolError {
+func (c *conn) unsubscribe(in inbound) *derrors.Error {
 	name, _, perr := parseChannel(in.Channel)
 	if perr != nil {
 		return perr
@@ -385,7 +384,7 @@ func (c *conn) unsubscribe(in inbound) *protocolError {
 	return nil
 }
 
-func (c *conn) publish(in inbound) *protocolError {
+func (c *conn) publish(in inbound) *derrors.Error {
 	name, runID, perr := parseChannel(in.Channel)
 	if perr != nil {
 		return perr
@@ -406,10 +405,10 @@ func (c *conn) publish(in inbound) *protocolError {
 		allowed, retry, err := c.limiter.Allow(ctx, c.viewer.TenantID.String(), c.viewer.UserID, c.ip, in.Event)
 		if err != nil {
 			c.hub.log.Error("realtime: event limiter", "tenant_id", c.viewer.TenantID.String(), "err", err)
-			return &protocolError{code: codeUnavailable, message: "rate limiter unavailable"}
+			return derrors.New(derrors.Unavailable, "rate limiter unavailable")
 		}
 		if !allowed {
-			return &protocolError{code: codeRateLimited, message: "too many events; retry later", retryAfter: retry}
+			return &derrors.Error{Category: derrors.RateLimited, Message: "too many events; retry later", RetryAfter: retry}
 		}
 	}
 	if perr := c.checkRun(runID); perr != nil {
@@ -418,14 +417,14 @@ func (c *conn) publish(in inbound) *protocolError {
 	key := chanKey{tenant: c.viewer.TenantID, channel: name}
 	if err := c.hub.broker.publish(ctx, []chanKey{key}, in.Event, payload, c.id); err != nil {
 		c.hub.log.Error("realtime: client publish", "tenant_id", c.viewer.TenantID.String(), "err", err)
-		return &protocolError{code: codeUnavailable, message: "realtime backend unavailable"}
+		return derrors.New(derrors.Unavailable, "realtime backend unavailable")
 	}
 	return nil
 }
 
 // refresh replaces the connection's token with a newer one of the same
 // tenant, moving its expiry.
-func (c *conn) refresh(in inbound) *protocolError {
+func (c *conn) refresh(in inbound) *derrors.Error {
 	if in.Token == "" {
 		return invalid("token is required")
 	}
@@ -433,14 +432,20 @@ func (c *conn) refresh(in inbound) *protocolError {
 	defer cancel()
 	claims, err := c.auth.Verify(ctx, in.Token)
 	if err != nil {
-		return &protocolError{code: codeUnauthenticated, message: publicMessage(err, "invalid token")}
+		return derrors.New(derrors.Unauthenticated, "%s", publicMessage(err, "invalid token"))
 	}
-	v, err := c.auth.Viewer(claims, c.headerTenant)
+	// The tenant a service_role connection named at the handshake is the
+	// one a service_role token acts for; other tokens carry their own.
+	var actsFor string
+	if c.viewer.IsServiceRole() {
+		actsFor = c.viewer.TenantID.String()
+	}
+	v, err := c.auth.Viewer(claims, actsFor)
 	if err != nil {
-		return &protocolError{code: codeForbidden, message: publicMessage(err, "token may not be used here")}
+		return derrors.New(derrors.Forbidden, "%s", publicMessage(err, "token may not be used here"))
 	}
 	if v.TenantID != c.viewer.TenantID {
-		return &protocolError{code: codeForbidden, message: "token belongs to another tenant"}
+		return derrors.New(derrors.Forbidden, "token belongs to another tenant")
 	}
 	c.viewer = v
 	c.expiry.Reset(time.Until(claims.Expiry))
@@ -449,11 +454,11 @@ func (c *conn) refresh(in inbound) *protocolError {
 
 // checkRun reports NOT_FOUND unless the run exists in the viewer's
 // tenant; runs found once are remembered for the connection's life.
-func (c *conn) checkRun(id uuid.UUID) *protocolError {
+func (c *conn) checkRun(id uuid.UUID) *derrors.Error {
 	if c.runOK[id] {
 		return nil
 	}
-	notFound := &protocolError{code: codeNotFound, message: "run not found"}
+	notFound := derrors.New(derrors.NotFound, "run not found")
 	if c.runs == nil {
 		return notFound
 	}
@@ -465,7 +470,7 @@ func (c *conn) checkRun(id uuid.UUID) *protocolError {
 		return notFound
 	case err != nil:
 		c.hub.log.Error("realtime: run check", "tenant_id", c.viewer.TenantID.String(), "err", err)
-		return &protocolError{code: codeInternal, message: "internal error"}
+		return &derrors.Error{Message: "internal error"} // no category: INTERNAL
 	case !ok:
 		return notFound
 	}

@@ -2,11 +2,9 @@ package realtime
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
+	"fmt"
 	"net"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
@@ -18,8 +16,8 @@ import (
 	"github.com/agentstore/agentstore/internal/tenant"
 )
 
-// Authenticator verifies tokens and turns them into viewers; the HTTP
-// layer's Authenticator (an *auth.Verifier) has this method set.
+// Authenticator verifies the tokens of "auth" frames, which refresh a
+// connection's token; *auth.Verifier is one.
 type Authenticator interface {
 	Verify(ctx context.Context, token string) (auth.Claims, error)
 	Viewer(c auth.Claims, headerTenant string) (tenant.Viewer, error)
@@ -39,107 +37,102 @@ type EventLimiter interface {
 	Allow(ctx context.Context, tenant, user, ip, event string) (allowed bool, retryAfter time.Duration, err error)
 }
 
-// Header names the handshake reads and writes.
-const (
-	headerRequestID = "X-Request-ID"
-	headerTenantID  = "X-Tenant-ID"
-)
-
-var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
-
-// Handler serves GET /v1/ws. The token (Authorization: Bearer, or the
-// access_token query parameter for browsers) is checked before the
-// upgrade: none or a bad one is a 401, one that may not act a 403, as is a
-// browser Origin outside Config.AllowedOrigins; error bodies are the HTTP
-// API's JSON envelope. runs decides which run channels a viewer may use
-// (nil: none); limiter budgets client publishes (nil: no limit).
-func (h *Hub) Handler(a Authenticator, runs RunChecker, limiter EventLimiter) http.Handler {
-	return &endpoint{hub: h, auth: a, runs: runs, limiter: limiter}
-}
-
-type endpoint struct {
+// Endpoint accepts the hub's WebSocket connections. runs decides which run
+// channels a viewer may use (nil: none); limiter budgets client publishes
+// (nil: no limit); auth verifies the tokens of "auth" frames.
+type Endpoint struct {
 	hub     *Hub
 	auth    Authenticator
 	runs    RunChecker
 	limiter EventLimiter
 }
 
-// errorBody is the HTTP API's error envelope.
-type errorBody struct {
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	RequestID string `json:"requestId"`
+// Endpoint returns the endpoint through which the HTTP layer hands the
+// hub its WebSocket handshakes.
+func (h *Hub) Endpoint(a Authenticator, runs RunChecker, limiter EventLimiter) *Endpoint {
+	return &Endpoint{hub: h, auth: a, runs: runs, limiter: limiter}
 }
 
-func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	reqID := requestID(w, r)
-	fail := func(status int, code, msg string) {
-		if status == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="agentstore"`)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(errorBody{Code: code, Message: msg, RequestID: reqID})
+// Accept upgrades a WebSocket handshake that the HTTP layer authenticated:
+// r's context carries the tenant.Viewer the connection acts as and the
+// auth.Claims of its token, whose expiry closes the connection with 4001
+// unless an "auth" frame refreshes it. The 101 response carries the
+// headers already set on w (the request id, the rate-limit headers).
+//
+// A handshake it refuses gets no response from it: Accept writes nothing
+// and returns an error of a derrors category for the HTTP layer to answer,
+// Forbidden for a browser Origin outside Config.AllowedOrigins,
+// InvalidArgument for a request that is not a WebSocket handshake,
+// Unavailable once the hub is shutting down. After an upgrade it returns
+// nil and serves the connection on goroutines of its own.
+func (e *Endpoint) Accept(w http.ResponseWriter, r *http.Request) error {
+	h := e.hub
+	viewer, ok := tenant.FromContext(r.Context())
+	claims, ok2 := auth.FromContext(r.Context())
+	if !ok || !ok2 || viewer.TenantID == uuid.Nil {
+		return derrors.New(derrors.Unauthenticated, "missing token")
 	}
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		fail(http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "use GET")
-		return
+	if !h.origins.allows(r.Header.Get("Origin")) {
+		return derrors.New(derrors.Forbidden, "origin not allowed")
 	}
-	token, ok := tokenOf(r)
-	if !ok {
-		fail(http.StatusUnauthorized, codeUnauthenticated, "missing bearer token")
-		return
+	if r.Method != http.MethodGet || !websocket.IsWebSocketUpgrade(r) {
+		return derrors.New(derrors.InvalidArgument, "expected a WebSocket upgrade request")
 	}
-	claims, err := e.auth.Verify(r.Context(), token)
-	if err != nil {
-		fail(http.StatusUnauthorized, codeUnauthenticated, publicMessage(err, "invalid token"))
-		return
-	}
-	viewer, err := e.auth.Viewer(claims, r.Header.Get(headerTenantID))
-	if err != nil {
-		if errors.Is(err, derrors.Unauthenticated) {
-			fail(http.StatusUnauthorized, codeUnauthenticated, publicMessage(err, "invalid token"))
-			return
-		}
-		fail(http.StatusForbidden, codeForbidden, publicMessage(err, "token may not be used here"))
-		return
-	}
-	if !e.hub.origins.allows(r.Header.Get("Origin")) {
-		fail(http.StatusForbidden, codeForbidden, "origin not allowed")
-		return
-	}
-	if !websocket.IsWebSocketUpgrade(r) {
-		fail(http.StatusBadRequest, codeInvalidArgument, "expected a WebSocket upgrade request")
-		return
-	}
-	if e.hub.isClosing() {
-		fail(http.StatusServiceUnavailable, codeUnavailable, "server shutting down")
-		return
+	if h.isClosing() {
+		return derrors.New(derrors.Unavailable, "server shutting down")
 	}
 
-	ws, err := e.hub.upgrader.Upgrade(batchHijacker{w}, r, http.Header{headerRequestID: {reqID}})
+	// A copy of the upgrader whose refusals (a bad version or key) are
+	// returned, not written.
+	var refused error
+	u := h.upgrader
+	u.Error = func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+		refused = handshakeRefusal(w, status, reason)
+	}
+	ws, err := u.Upgrade(batchHijacker{w}, r, w.Header())
 	if err != nil {
-		return // the upgrader answered the request
+		if refused != nil {
+			return refused
+		}
+		// Failed after the hijack: gorilla closed the connection, and
+		// there is nobody left to answer.
+		h.log.DebugContext(r.Context(), "realtime: handshake failed after the upgrade", "err", err)
+		return nil
 	}
 	c := e.newConn(ws, r, viewer, claims.Expiry)
-	if !e.hub.addConn(c) {
+	if !h.addConn(c) {
 		_ = ws.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(CloseGoingAway, "server shutting down"), time.Now().Add(e.hub.cfg.WriteWait))
+			websocket.FormatCloseMessage(CloseGoingAway, "server shutting down"), time.Now().Add(h.cfg.WriteWait))
 		_ = ws.Close()
-		return
+		return nil
 	}
 	// Serve the connection on goroutines of its own and return: net/http
 	// then frees the request's state and write buffer, about 8 KiB that
 	// every idle connection would otherwise keep.
 	go func() {
-		defer e.hub.removeConn(c)
+		defer h.removeConn(c)
 		c.run()
 	}()
+	return nil
 }
 
-func (e *endpoint) newConn(ws *websocket.Conn, r *http.Request, v tenant.Viewer, expiry time.Time) *conn {
+// handshakeRefusal is the error of a handshake the upgrader refused with
+// status. Like gorilla's own answer, the response names the one protocol
+// version the server speaks.
+func handshakeRefusal(w http.ResponseWriter, status int, reason error) error {
+	w.Header().Set("Sec-WebSocket-Version", "13")
+	msg := strings.TrimPrefix(reason.Error(), "websocket: ")
+	switch status {
+	case http.StatusBadRequest, http.StatusMethodNotAllowed:
+		return derrors.New(derrors.InvalidArgument, "%s", msg)
+	case http.StatusForbidden:
+		return derrors.New(derrors.Forbidden, "%s", msg)
+	default:
+		return fmt.Errorf("realtime: upgrade: %w", reason)
+	}
+}
+
+func (e *Endpoint) newConn(ws *websocket.Conn, r *http.Request, v tenant.Viewer, expiry time.Time) *conn {
 	h := e.hub
 	var ip string
 	if h.cfg.ClientIP != nil {
@@ -152,8 +145,7 @@ func (e *endpoint) newConn(ws *websocket.Conn, r *http.Request, v tenant.Viewer,
 	nc, _ := ws.NetConn().(*batchConn)
 	c := &conn{
 		hub: h, ws: ws, nc: nc, id: uuid.NewString(), ip: ip, tenantID: v.TenantID,
-		headerTenant: r.Header.Get(headerTenantID),
-		auth:         e.auth, runs: e.runs, limiter: e.limiter,
+		auth: e.auth, runs: e.runs, limiter: e.limiter,
 		viewer: v,
 		subs:   make(map[string]*subscription),
 		runOK:  make(map[uuid.UUID]bool),
@@ -170,33 +162,4 @@ func (h *Hub) isClosing() bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return h.closing
-}
-
-// tokenOf returns the bearer token of the Authorization header or, when
-// there is no such header, of the access_token query parameter.
-func tokenOf(r *http.Request) (string, bool) {
-	if hdr := r.Header.Get("Authorization"); hdr != "" {
-		scheme, token, ok := strings.Cut(hdr, " ")
-		token = strings.TrimSpace(token)
-		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-			return "", false
-		}
-		return token, true
-	}
-	token := strings.TrimSpace(r.URL.Query().Get("access_token"))
-	return token, token != ""
-}
-
-// requestID returns the request's id: the one a middleware already set
-// on the response, else a sane client-sent one, else a new one.
-func requestID(w http.ResponseWriter, r *http.Request) string {
-	if id := w.Header().Get(headerRequestID); id != "" {
-		return id
-	}
-	id := r.Header.Get(headerRequestID)
-	if !validRequestID.MatchString(id) {
-		id = uuid.NewString()
-	}
-	w.Header().Set(headerRequestID, id)
-	return id
 }

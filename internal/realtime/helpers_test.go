@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentstore/agentstore/internal/auth"
+	"github.com/agentstore/agentstore/internal/derrors"
 	"github.com/agentstore/agentstore/internal/tenant"
 )
 
@@ -166,7 +167,7 @@ func newEnv(t *testing.T, mode string, o envOpts) *env {
 		m := NewMetrics(prometheus.NewRegistry())
 		h, err := New(context.Background(), e.cfg, rdb, nil, m)
 		require.NoError(t, err)
-		srv := httptest.NewServer(h.Handler(e.verifier, e.runs, limiter))
+		srv := httptest.NewServer(e.httpLayer(h.Endpoint(e.verifier, e.runs, limiter)))
 		t.Cleanup(srv.Close)
 		t.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -180,6 +181,41 @@ func newEnv(t *testing.T, mode string, o envOpts) *env {
 	return e
 }
 
+// httpLayer stands in for the HTTP API, which authenticates a handshake
+// before the hub sees it: the token comes in the access_token query
+// parameter, and a refusal is answered with its category's status and
+// public code.
+func (e *env) httpLayer(ep *Endpoint) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := func() error {
+			claims, err := e.verifier.Verify(r.Context(), r.URL.Query().Get("access_token"))
+			if err != nil {
+				return err
+			}
+			v, err := e.verifier.Viewer(claims, r.Header.Get("X-Tenant-ID"))
+			if err != nil {
+				return err
+			}
+			return ep.Accept(w, r.WithContext(auth.NewContext(tenant.NewContext(r.Context(), v), claims)))
+		}()
+		if err != nil {
+			status, ok := statusOfCode[derrors.Code(err)]
+			if !ok {
+				status = http.StatusInternalServerError
+			}
+			http.Error(w, derrors.Code(err), status)
+		}
+	})
+}
+
+// statusOfCode is the HTTP status of the refusals httpLayer answers.
+var statusOfCode = map[string]int{
+	derrors.CodeInvalidArgument: http.StatusBadRequest,
+	derrors.CodeUnauthenticated: http.StatusUnauthorized,
+	derrors.CodeForbidden:       http.StatusForbidden,
+	derrors.CodeUnavailable:     http.StatusServiceUnavailable,
+}
+
 // token mints a token of tenantID that lives ttl (0: an hour).
 func token(t *testing.T, tenantID uuid.UUID, ttl time.Duration) string {
 	t.Helper()
@@ -190,12 +226,10 @@ func token(t *testing.T, tenantID uuid.UUID, ttl time.Duration) string {
 
 func wsURL(srv *httptest.Server) string { return "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/ws" }
 
-// dial connects to hub i with tok in the Authorization header.
+// dial connects to hub i with tok.
 func (e *env) dial(t *testing.T, i int, tok string) *client {
 	t.Helper()
-	h := http.Header{}
-	h.Set("Authorization", "Bearer "+tok)
-	ws, resp, err := websocket.DefaultDialer.Dial(wsURL(e.srvs[i]), h)
+	ws, resp, err := websocket.DefaultDialer.Dial(wsURL(e.srvs[i])+"?access_token="+tok, nil)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}

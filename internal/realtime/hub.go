@@ -1,6 +1,8 @@
-// Package realtime is agentstore's WebSocket feed (GET /v1/ws, SPEC §5):
-// run events published after commit, and events clients publish to each
-// other, fanned out to subscribers on every instance.
+// Package realtime is agentstore's WebSocket feed, GET /v1/ws: run events
+// published after commit, and events clients publish to each other, fanned
+// out to subscribers on every instance. The HTTP layer authenticates the
+// handshake and hands it to an Endpoint; this package speaks the
+// WebSocket protocol from there on.
 //
 // A Hub numbers the events of each channel ("runs" and "run:<uuid>", both
 // inside one tenant) with a growing offset, keeps a bounded history for
@@ -16,7 +18,7 @@
 // frame too large, 1012 events may have been lost (Redis was unreachable
 // and is back; resubscribe with since), 4001 token expired. While Redis is
 // unreachable an instance delivers the events written through it to its
-// own subscribers (see redisBroker).
+// own subscribers (see failover).
 package realtime
 
 import (
@@ -37,7 +39,8 @@ import (
 const opTimeout = 5 * time.Second
 
 // Hub fans events out to WebSocket subscribers. It implements the HTTP
-// layer's Publisher, and serves GET /v1/ws through Handler.
+// layer's Publisher, and accepts the connections of GET /v1/ws through an
+// Endpoint.
 type Hub struct {
 	cfg      Config
 	log      *slog.Logger
@@ -90,15 +93,16 @@ func New(ctx context.Context, cfg Config, rdb *redis.Client, log *slog.Logger, m
 	}
 	h.base, h.cancel = context.WithCancel(context.Background())
 	if rdb == nil {
-		h.broker = newMemBroker(cfg.HistorySize, cfg.HistoryTTL, h.dispatch)
-	} else {
-		b, err := newRedisBroker(ctx, rdb, cfg.KeyPrefix, cfg.HistorySize, cfg.HistoryTTL, h.dispatch, h.resync, h.sent, log, m)
-		if err != nil {
-			h.cancel()
-			return nil, err
-		}
-		h.broker = b
+		h.broker = newMemBroker(cfg.HistorySize, cfg.HistoryTTL, h.dispatch, nil)
+		return h, nil
 	}
+	rb, err := newRedisBroker(ctx, rdb, cfg.KeyPrefix, cfg.HistorySize, cfg.HistoryTTL, h.dispatch, log)
+	if err != nil {
+		h.cancel()
+		return nil, err
+	}
+	local := newMemBroker(cfg.HistorySize, cfg.HistoryTTL, h.dispatch, localStart(h.sent))
+	h.broker = newFailover(rb, local, h.resync, log, m)
 	return h, nil
 }
 
@@ -144,7 +148,7 @@ func (h *Hub) dispatch(e *event) {
 }
 
 // sent is the highest offset of key that this instance's subscribers were
-// sent, or know of.
+// sent, or know of: a channel the failover numbers locally starts above it.
 func (h *Hub) sent(key chanKey) uint64 {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
@@ -157,8 +161,9 @@ func (h *Hub) sent(key chanKey) uint64 {
 	return top
 }
 
-// resync closes every connection that has a subscription, because events
-// may have been lost while the Redis link was down.
+// resync closes every connection that has a subscription with 1012, when
+// the failover rejoins Redis: events may have been lost while it was
+// unreachable.
 func (h *Hub) resync() {
 	h.mu.RLock()
 	seen := make(map[*conn]bool)

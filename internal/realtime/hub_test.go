@@ -3,7 +3,6 @@ package realtime
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -19,84 +18,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentstore/agentstore/internal/auth"
+	"github.com/agentstore/agentstore/internal/derrors"
 	"github.com/agentstore/agentstore/internal/ratelimit"
 )
-
-func TestHandshake(t *testing.T) {
-	e := newEnv(t, modeMemory, envOpts{})
-	tenantID := uuid.New()
-	good := token(t, tenantID, 0)
-	other, err := auth.Mint([]byte("another-secret-another-secret-0123456789"), auth.MintOptions{Tenant: tenantID})
-	require.NoError(t, err)
-	anon, err := auth.Mint(testSecret, auth.MintOptions{Tenant: tenantID, Role: "anon"})
-	require.NoError(t, err)
-	service, err := auth.Mint(testSecret, auth.MintOptions{Role: "service_role"})
-	require.NoError(t, err)
-
-	tests := []struct {
-		name   string
-		header http.Header
-		query  string
-		status int
-		code   string
-	}{
-		{"no token", nil, "", http.StatusUnauthorized, codeUnauthenticated},
-		{"not bearer", http.Header{"Authorization": {"Basic " + good}}, "", http.StatusUnauthorized, codeUnauthenticated},
-		{"garbage token", http.Header{"Authorization": {"Bearer not.a.jwt"}}, "", http.StatusUnauthorized, codeUnauthenticated},
-		{"wrong signature", http.Header{"Authorization": {"Bearer " + other}}, "", http.StatusUnauthorized, codeUnauthenticated},
-		{"expired", http.Header{"Authorization": {"Bearer " + token(t, tenantID, -time.Minute)}}, "", http.StatusUnauthorized, codeUnauthenticated},
-		{"bad query token", nil, "?access_token=nope", http.StatusUnauthorized, codeUnauthenticated},
-		{"anon", http.Header{"Authorization": {"Bearer " + anon}}, "", http.StatusForbidden, codeForbidden},
-		{"no tenant", http.Header{"Authorization": {"Bearer " + token(t, uuid.Nil, 0)}}, "", http.StatusForbidden, codeForbidden},
-		{"service role without X-Tenant-ID", http.Header{"Authorization": {"Bearer " + service}}, "", http.StatusForbidden, codeForbidden},
-		{"bad origin", http.Header{"Authorization": {"Bearer " + good}, "Origin": {"https://evil.example.com"}}, "", http.StatusForbidden, codeForbidden},
-		{"null origin", http.Header{"Authorization": {"Bearer " + good}, "Origin": {"null"}}, "", http.StatusForbidden, codeForbidden},
-		{"header token", http.Header{"Authorization": {"Bearer " + good}}, "", http.StatusSwitchingProtocols, ""},
-		{"query token", nil, "?access_token=" + good, http.StatusSwitchingProtocols, ""},
-		{"allowed origin", http.Header{"Authorization": {"Bearer " + good}, "Origin": {"https://APP.example.com"}}, "", http.StatusSwitchingProtocols, ""},
-		{"service role with X-Tenant-ID", http.Header{"Authorization": {"Bearer " + service}, "X-Tenant-Id": {tenantID.String()}}, "", http.StatusSwitchingProtocols, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ws, resp, err := websocket.DefaultDialer.Dial(wsURL(e.srvs[0])+tt.query, tt.header)
-			require.NotNil(t, resp, "dial: %v", err)
-			defer resp.Body.Close()
-			require.Equal(t, tt.status, resp.StatusCode)
-			if tt.status == http.StatusSwitchingProtocols {
-				require.NoError(t, err)
-				c := &client{t: t, ws: ws}
-				c.ping("p")
-				_ = ws.Close()
-				return
-			}
-			require.Error(t, err)
-			require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
-			var body errorBody
-			require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
-			assert.Equal(t, tt.code, body.Code)
-			assert.NotEmpty(t, body.Message)
-			assert.NotEmpty(t, body.RequestID)
-			assert.Equal(t, body.RequestID, resp.Header.Get("X-Request-ID"))
-			if tt.status == http.StatusUnauthorized {
-				assert.NotEmpty(t, resp.Header.Get("WWW-Authenticate"))
-			}
-		})
-	}
-
-	t.Run("plain GET", func(t *testing.T) {
-		req, _ := http.NewRequest(http.MethodGet, e.srvs[0].URL+"/v1/ws", nil)
-		req.Header.Set("Authorization", "Bearer "+good)
-		req.Header.Set("X-Request-ID", "req-123")
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		require.Equal(t, http.StatusBadRequest, resp.StatusCode)
-		var body errorBody
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
-		assert.Equal(t, codeInvalidArgument, body.Code)
-		assert.Equal(t, "req-123", body.RequestID)
-	})
-}
 
 func TestNewConfig(t *testing.T) {
 	_, err := New(context.Background(), Config{AllowedOrigins: []string{"*"}, Production: true}, nil, nil, nil)
@@ -127,7 +51,7 @@ func TestRepliesCarryRef(t *testing.T) {
 		s = c.expect(typeSubscribed)
 		assert.Equal(t, "run:"+runID.String(), s.Channel, "channel names are canonical")
 		c.send(map[string]any{"type": "subscribe", "ref": "s3", "channel": "runs"})
-		c.expectError("s3", codeConflict)
+		c.expectError("s3", derrors.CodeConflict)
 
 		c.send(map[string]any{"type": "unsubscribe", "ref": "u1", "channel": "runs"})
 		u := c.expect(typeUnsubscribed)
@@ -155,10 +79,10 @@ func TestRepliesCarryRef(t *testing.T) {
 			{`{"type":"ping","ref":"` + strings.Repeat("r", 200) + `"}`, ""},
 		} {
 			c.sendRaw(tt.frame)
-			c.expectError(tt.ref, codeInvalidArgument)
+			c.expectError(tt.ref, derrors.CodeInvalidArgument)
 		}
 		require.NoError(t, c.ws.WriteMessage(websocket.BinaryMessage, []byte(`{"type":"ping"}`)))
-		c.expectError("", codeInvalidArgument)
+		c.expectError("", derrors.CodeInvalidArgument)
 		c.ping("p2")
 	})
 }
@@ -347,11 +271,11 @@ func TestTenantIsolation(t *testing.T) {
 
 		b := e.dial(t, 1, token(t, tenantB, 0))
 		b.send(map[string]any{"type": "subscribe", "ref": "x", "channel": "run:" + runA.String()})
-		b.expectError("x", codeNotFound)
+		b.expectError("x", derrors.CodeNotFound)
 		b.send(map[string]any{"type": "publish", "ref": "y", "channel": "run:" + runA.String(), "event": "agent.thinking"})
-		b.expectError("y", codeNotFound)
+		b.expectError("y", derrors.CodeNotFound)
 		b.send(map[string]any{"type": "subscribe", "ref": "z", "channel": "run:" + uuid.NewString()})
-		b.expectError("z", codeNotFound)
+		b.expectError("z", derrors.CodeNotFound)
 		b.subscribe("r", "runs", nil)
 
 		a := e.dial(t, 0, token(t, tenantA, 0))
@@ -431,7 +355,7 @@ func TestPublishRateLimited(t *testing.T) {
 			sender.send(map[string]any{"type": "publish", "ref": itoa(i), "channel": ch, "event": "agent.flood", "payload": map[string]int{"i": i}})
 		}
 		for i := max; i < sent; i++ {
-			f := sender.expectError(itoa(i), codeRateLimited)
+			f := sender.expectError(itoa(i), derrors.CodeRateLimited)
 			require.NotNil(t, f.RetryAfterMs)
 			assert.Positive(t, *f.RetryAfterMs)
 			assert.LessOrEqual(t, *f.RetryAfterMs, int64(time.Minute/time.Millisecond))
@@ -562,15 +486,15 @@ func TestTokenExpiry(t *testing.T) {
 		t.Parallel()
 		c := e.dial(t, 0, token(t, tenantID, 2*time.Second))
 		c.send(map[string]any{"type": "auth", "ref": "1", "token": token(t, uuid.New(), time.Hour)})
-		c.expectError("1", codeForbidden)
+		c.expectError("1", derrors.CodeForbidden)
 		anon, err := auth.Mint(testSecret, auth.MintOptions{Tenant: tenantID, Role: "anon"})
 		require.NoError(t, err)
 		c.send(map[string]any{"type": "auth", "ref": "2", "token": anon})
-		c.expectError("2", codeForbidden)
+		c.expectError("2", derrors.CodeForbidden)
 		c.send(map[string]any{"type": "auth", "ref": "3", "token": "garbage"})
-		c.expectError("3", codeUnauthenticated)
+		c.expectError("3", derrors.CodeUnauthenticated)
 		c.send(map[string]any{"type": "auth", "ref": "4", "token": token(t, tenantID, -time.Minute)})
-		c.expectError("4", codeUnauthenticated)
+		c.expectError("4", derrors.CodeUnauthenticated)
 		assert.Equal(t, CloseTokenExpired, c.closeCode(5*time.Second))
 	})
 	// Refreshed: still open after the first token expired.
@@ -589,7 +513,7 @@ func TestOversizedFrame(t *testing.T) {
 	e := newEnv(t, modeMemory, envOpts{cfg: func(c *Config) { c.MaxMessageBytes = 1024 }})
 	c := e.dial(t, 0, token(t, uuid.New(), 0))
 	c.sendRaw(`{"type":"ping","ref":"` + strings.Repeat("a", 900) + `"}`) // under the limit
-	c.expectError("", codeInvalidArgument)
+	c.expectError("", derrors.CodeInvalidArgument)
 	c.sendRaw(`{"type":"ping","ref":"` + strings.Repeat("a", 4096) + `"}`)
 	assert.Equal(t, CloseMessageTooBig, c.closeCode(5*time.Second))
 }
@@ -613,8 +537,7 @@ func TestShutdown(t *testing.T) {
 		assert.Equal(t, float64(0), testutil.ToFloat64(e.metrics[0].connections))
 		assert.Equal(t, float64(0), testutil.ToFloat64(e.metrics[0].subscriptions))
 
-		h := http.Header{"Authorization": {"Bearer " + token(t, tenantID, 0)}}
-		_, resp, err := websocket.DefaultDialer.Dial(wsURL(e.srvs[0]), h)
+		_, resp, err := websocket.DefaultDialer.Dial(wsURL(e.srvs[0])+"?access_token="+token(t, tenantID, 0), nil)
 		require.Error(t, err)
 		require.NotNil(t, resp)
 		resp.Body.Close()
@@ -654,7 +577,7 @@ func TestSubscriptionLimit(t *testing.T) {
 	c.subscribe("1", "runs", nil)
 	c.subscribe("2", "run:"+e.runs.add(tenantID).String(), nil)
 	c.send(map[string]any{"type": "subscribe", "ref": "3", "channel": "run:" + e.runs.add(tenantID).String()})
-	c.expectError("3", codeInvalidArgument)
+	c.expectError("3", derrors.CodeInvalidArgument)
 }
 
 // TestRedisLinkLoss cuts a hub's pub/sub connection: once it is back, the

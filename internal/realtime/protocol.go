@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"regexp"
@@ -13,9 +12,14 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/agentstore/agentstore/internal/derrors"
 )
 
-// Frame types of the protocol (SPEC §5).
+// Frame types of the protocol: a client subscribes, unsubscribes,
+// publishes, refreshes its token (auth) and pings; the server answers with
+// subscribed, unsubscribed and pong, sends events, and reports a refused
+// frame with an error frame.
 const (
 	typeSubscribe    = "subscribe"
 	typeUnsubscribe  = "unsubscribe"
@@ -27,18 +31,6 @@ const (
 	typePong         = "pong"
 	typeEvent        = "event"
 	typeError        = "error"
-)
-
-// Error codes of "error" frames; the same public codes as the HTTP API.
-const (
-	codeInvalidArgument = "INVALID_ARGUMENT"
-	codeUnauthenticated = "UNAUTHENTICATED"
-	codeForbidden       = "FORBIDDEN"
-	codeNotFound        = "NOT_FOUND"
-	codeConflict        = "CONFLICT"
-	codeRateLimited     = "RATE_LIMITED"
-	codeInternal        = "INTERNAL"
-	codeUnavailable     = "UNAVAILABLE"
 )
 
 // Close codes the server ends a connection with, besides the 1009 gorilla
@@ -72,12 +64,25 @@ const channelRunPrefix = "run:"
 // maxRefLen bounds the client's ref, which every reply echoes.
 const maxRefLen = 128
 
-// serverEvents are the event names only the server publishes.
-var serverEvents = map[string]bool{
-	"run.created":       true,
-	"run.updated":       true,
-	"step.appended":     true,
-	"toolcall.recorded": true,
+// Names of the run events the server publishes after a write commits.
+// Each is declared through serverEvent, which reserves it: "publish"
+// frames may not use it. Declare a new one the same way, and the HTTP
+// layer, which publishes these names, and the check of client frames
+// cannot disagree.
+var (
+	EventRunCreated       = serverEvent("run.created")
+	EventRunUpdated       = serverEvent("run.updated")
+	EventStepAppended     = serverEvent("step.appended")
+	EventToolCallRecorded = serverEvent("toolcall.recorded")
+)
+
+// serverEvents are the reserved event names, those of serverEvent.
+var serverEvents = map[string]bool{}
+
+// serverEvent reserves name for the server and returns it.
+func serverEvent(name string) string {
+	serverEvents[name] = true
+	return name
 }
 
 // clientEventName is the shape of an event name a client may publish.
@@ -94,22 +99,14 @@ type inbound struct {
 	Token   string          `json:"token"`
 }
 
-// protocolError is a request the server answers with an "error" frame.
-type protocolError struct {
-	code       string
-	message    string
-	retryAfter time.Duration
-}
-
-func (e *protocolError) Error() string { return e.code + ": " + e.message }
-
-func invalid(format string, args ...any) *protocolError {
-	return &protocolError{code: codeInvalidArgument, message: fmt.Sprintf(format, args...)}
+// invalid is an INVALID_ARGUMENT refusal of a frame.
+func invalid(format string, args ...any) *derrors.Error {
+	return derrors.New(derrors.InvalidArgument, format, args...)
 }
 
 // decodeFrame parses one client frame strictly: one JSON object of known
 // fields, a known type, a string ref of sane length.
-func decodeFrame(data []byte) (inbound, *protocolError) {
+func decodeFrame(data []byte) (inbound, *derrors.Error) {
 	var in inbound
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -168,7 +165,7 @@ func jsonProblem(err error) string {
 
 // parseChannel checks a channel name and returns it in canonical form
 // (lower-case UUID) with the run it names, uuid.Nil for "runs".
-func parseChannel(s string) (string, uuid.UUID, *protocolError) {
+func parseChannel(s string) (string, uuid.UUID, *derrors.Error) {
 	if s == channelRuns {
 		return s, uuid.Nil, nil
 	}
@@ -184,7 +181,7 @@ func parseChannel(s string) (string, uuid.UUID, *protocolError) {
 }
 
 // checkEventName refuses names a client may not publish.
-func checkEventName(name string) *protocolError {
+func checkEventName(name string) *derrors.Error {
 	if !clientEventName.MatchString(name) {
 		return invalid("event must be 1 to 64 characters of A-Z a-z 0-9 . _ : -")
 	}
@@ -196,7 +193,7 @@ func checkEventName(name string) *protocolError {
 
 // checkPayload returns the compacted payload of a publish frame, which
 // must be a JSON object; an absent payload is {}.
-func checkPayload(raw json.RawMessage) (json.RawMessage, *protocolError) {
+func checkPayload(raw json.RawMessage) (json.RawMessage, *derrors.Error) {
 	t := bytes.TrimSpace(raw)
 	if len(t) == 0 {
 		return json.RawMessage("{}"), nil
@@ -238,10 +235,17 @@ type eventFrame struct {
 	Data    json.RawMessage `json:"data"`
 }
 
-func encodeError(ref string, e *protocolError) []byte {
-	f := errorFrame{Type: typeError, Ref: ref, Code: e.code, Message: e.message}
-	if e.code == codeRateLimited {
-		ms := int64(math.Ceil(float64(e.retryAfter) / float64(time.Millisecond)))
+// encodeError is the "error" frame of a refused frame: the public code of
+// its derrors category (derrors.Code), the same as the HTTP API's error
+// bodies, and its client-safe message. An error of no category is
+// INTERNAL, without its detail.
+func encodeError(ref string, e *derrors.Error) []byte {
+	f := errorFrame{Type: typeError, Ref: ref, Code: derrors.Code(e), Message: e.Message}
+	if f.Code == derrors.CodeInternal {
+		f.Message = "internal error"
+	}
+	if f.Code == derrors.CodeRateLimited {
+		ms := int64(math.Ceil(float64(e.RetryAfter) / float64(time.Millisecond)))
 		if ms < 1 {
 			ms = 1
 		}

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -74,8 +73,8 @@ return {top, redis.call('XRANGE', KEYS[2], ARGV[2], '+', 'COUNT', ARGV[3])}
 `)
 
 // raiseScript raises a channel's offset to at least ARGV[1], keeping its
-// TTL of ARGV[2] ms: after a Redis outage, offsets continue above those
-// this instance gave out alone.
+// TTL of ARGV[2] ms: after a Redis outage, offsets continue above those an
+// instance gave out alone (see failover).
 var raiseScript = redis.NewScript(`
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if cur < tonumber(ARGV[1]) then
@@ -93,20 +92,9 @@ type redisBody struct {
 }
 
 // redisBroker shares offsets, history and events between instances
-// through Redis. Each instance holds one pub/sub connection.
-//
-// When Redis cannot be reached (a publish or snapshot fails, or the
-// pub/sub connection breaks) the broker goes local-only: events written
-// through this instance still reach its own subscribers, through a
-// memBroker whose offsets start from the clock in microseconds, above any
-// Redis gave out. Once Redis answers again and the pub/sub connection is
-// back, the offset of every channel used meanwhile is raised in Redis
-// above the local ones, and the subscribed connections are closed with
-// 1012: events written through other instances during the outage never
-// reached this one, and a resubscription with since says so
-// ("recovered": false). Local offsets start from this host's clock in
-// microseconds, and above the highest offset this instance sent its
-// subscribers (sent), whatever the clocks of this host and of Redis say.
+// through Redis. Each instance holds one pub/sub connection, which run's
+// goroutine reads; what to do while Redis is unreachable is failover's
+// business, not this broker's.
 type redisBroker struct {
 	rdb      *redis.Client
 	prefix   string
@@ -114,38 +102,31 @@ type redisBroker struct {
 	size     int
 	ttl      time.Duration
 	dispatch func(*event)
-	resync   func()
 	log      *slog.Logger
-	m        *Metrics
-	local    *memBroker
-
-	// modeMu is held for reading by each publish and snapshot, and for
-	// writing to leave local-only, so that no local event is numbered
-	// after Redis's offsets were raised above the local ones.
-	modeMu    sync.RWMutex
-	localOnly atomic.Bool
-	linkUp    atomic.Bool // the pub/sub subscription is confirmed
 
 	mu      sync.Mutex
 	ps      *redis.PubSub
 	stopped bool
 	ctx     context.Context // ends with stop
 	cancel  context.CancelFunc
-	done    chan struct{}
+	wg      sync.WaitGroup // run's goroutine
 }
-
-// probeEvery is how often a local-only broker checks whether Redis is back.
-const probeEvery = time.Second
 
 // healthEvery is how long the pub/sub connection may stay silent before
 // it is pinged; a second silence in a row replaces the connection.
 const healthEvery = 15 * time.Second
 
+// errInvalidEvent is an event no broker could take, whatever the state of
+// Redis.
+var errInvalidEvent = errors.New("realtime: invalid event")
+
+// newRedisBroker loads the broker's scripts and subscribes to the pub/sub
+// channel, within ctx; run then starts delivering.
 func newRedisBroker(ctx context.Context, rdb *redis.Client, prefix string, size int, ttl time.Duration,
-	dispatch func(*event), resync func(), sent func(chanKey) uint64, log *slog.Logger, m *Metrics) (*redisBroker, error) {
+	dispatch func(*event), log *slog.Logger) (*redisBroker, error) {
 	b := &redisBroker{
 		rdb: rdb, prefix: prefix, pubsub: prefix + "events", size: size, ttl: ttl,
-		dispatch: dispatch, resync: resync, log: log, m: m, done: make(chan struct{}),
+		dispatch: dispatch, log: log,
 	}
 	for _, s := range []*redis.Script{publishScript, snapshotScript} {
 		if err := s.Load(ctx, rdb).Err(); err != nil {
@@ -157,12 +138,16 @@ func newRedisBroker(ctx context.Context, rdb *redis.Client, prefix string, size 
 		return nil, err
 	}
 	b.ps = ps
-	b.linkUp.Store(true)
-	b.local = newMemBroker(size, ttl, dispatch)
-	b.local.floor = sent
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	go b.receive(b.ctx)
 	return b, nil
+}
+
+// run starts the goroutine that hands every pub/sub message to dispatch
+// until stop. link is called from it with false, and the cause, each time
+// the pub/sub connection is lost, and with true each time the
+// subscription is confirmed again.
+func (b *redisBroker) run(link func(up bool, cause error)) {
+	b.wg.Go(func() { b.receive(b.ctx, link) })
 }
 
 // subscribe opens a pub/sub connection and waits until Redis confirmed the
@@ -193,96 +178,26 @@ func (b *redisBroker) publish(ctx context.Context, keys []chanKey, name string, 
 	}
 	body, err := json.Marshal(redisBody{Tenant: keys[0].tenant, Event: name, Origin: origin, Data: data})
 	if err != nil {
-		return fmt.Errorf("realtime: encode event: %w", err)
+		return fmt.Errorf("%w: %w", errInvalidEvent, err)
 	}
 	ks := make([]string, 0, 2*len(keys))
 	args := []any{b.pubsub, b.size, b.ttl.Milliseconds(), body}
 	for _, k := range keys {
 		if k.tenant != keys[0].tenant {
-			return errors.New("realtime: one publish spans one tenant")
+			return fmt.Errorf("%w: one publish spans one tenant", errInvalidEvent)
 		}
 		seq, log := b.keys(k)
 		ks = append(ks, seq, log)
 		args = append(args, k.channel)
 	}
-	b.modeMu.RLock()
-	defer b.modeMu.RUnlock()
-	if !b.localOnly.Load() {
-		err := publishScript.Run(ctx, b.rdb, ks, args...).Err()
-		if err == nil || errors.Is(err, context.Canceled) {
-			return err
-		}
-		b.goLocal(fmt.Errorf("publish: %w", err))
-	}
-	return b.local.publish(ctx, keys, name, data, origin)
+	return publishScript.Run(ctx, b.rdb, ks, args...).Err()
 }
 
-func (b *redisBroker) snapshot(ctx context.Context, key chanKey, since *uint64) (uint64, []*event, error) {
-	b.modeMu.RLock()
-	defer b.modeMu.RUnlock()
-	if !b.localOnly.Load() {
-		top, events, err := b.snapshotRedis(ctx, key, since)
-		if err == nil || errors.Is(err, context.Canceled) {
-			return top, events, err
-		}
-		b.goLocal(err)
-	}
-	return b.local.snapshot(ctx, key, since)
-}
-
-// goLocal makes the broker local-only, unless it already is.
-func (b *redisBroker) goLocal(cause error) {
-	if !b.localOnly.CompareAndSwap(false, true) {
-		return
-	}
-	b.log.Warn("realtime: Redis unreachable; events reach this instance's subscribers only until it is back", "err", cause)
-	b.m.setLocalOnly(true)
-	go b.probe()
-}
-
-// probe leaves local-only once Redis answers and the pub/sub connection is
-// back, unless the receive loop did first.
-func (b *redisBroker) probe() {
-	t := time.NewTicker(probeEvery)
-	defer t.Stop()
-	for b.localOnly.Load() {
-		select {
-		case <-b.ctx.Done():
-			return
-		case <-t.C:
-		}
-		if b.linkUp.Load() && b.rdb.Ping(b.ctx).Err() == nil {
-			b.rejoin(b.ctx)
-		}
-	}
-}
-
-// rejoin leaves local-only: it raises in Redis the offset of every channel
-// numbered locally meanwhile to above the local offsets, then closes the
-// subscribed connections with 1012 so that they resubscribe. It reports
-// false, staying local-only, when Redis failed again.
-func (b *redisBroker) rejoin(ctx context.Context) bool {
-	b.modeMu.Lock()
-	if !b.localOnly.Load() {
-		b.modeMu.Unlock()
-		return true // the probe or the receive loop did it
-	}
-	if err := b.raise(ctx, b.local.tops()); err != nil {
-		b.modeMu.Unlock()
-		b.log.Warn("realtime: Redis still failing", "err", err)
-		return false
-	}
-	b.local.reset()
-	b.localOnly.Store(false)
-	b.m.setLocalOnly(false)
-	b.modeMu.Unlock()
-	b.log.Warn("realtime: Redis is back; closing subscribed connections so they resync")
-	b.resync()
-	return true
-}
+// ping reports whether Redis answers commands.
+func (b *redisBroker) ping(ctx context.Context) error { return b.rdb.Ping(ctx).Err() }
 
 // raise sets each channel's Redis offset to at least its top + 1, in one
-// round trip: a client that saw the local top then finds a gap.
+// round trip, keeping the channel's TTL.
 func (b *redisBroker) raise(ctx context.Context, tops map[chanKey]uint64) error {
 	if len(tops) == 0 {
 		return nil
@@ -296,7 +211,7 @@ func (b *redisBroker) raise(ctx context.Context, tops map[chanKey]uint64) error 
 	return err
 }
 
-func (b *redisBroker) snapshotRedis(ctx context.Context, key chanKey, since *uint64) (uint64, []*event, error) {
+func (b *redisBroker) snapshot(ctx context.Context, key chanKey, since *uint64) (uint64, []*event, error) {
 	seq, log := b.keys(key)
 	start := ""
 	if since != nil {
@@ -374,18 +289,14 @@ func decodeMessage(payload string) (*event, error) {
 	return decodeBody(chanKey{channel: channel}, off, body)
 }
 
-// receive hands every pub/sub message to dispatch until stop. When the
-// connection breaks the broker goes local-only, and once it is back it
-// rejoins (see redisBroker).
-func (b *redisBroker) receive(ctx context.Context) {
-	defer close(b.done)
+// receive hands every pub/sub message to dispatch until ctx ends, and
+// tells link when the connection is lost and when it is back.
+func (b *redisBroker) receive(ctx context.Context, link func(up bool, cause error)) {
 	pinged := false
 	backoff := 50 * time.Millisecond
 	lost := func(err error) {
 		pinged = false
-		if b.linkUp.Swap(false) {
-			b.goLocal(fmt.Errorf("pub/sub: %w", err))
-		}
+		link(false, fmt.Errorf("pub/sub: %w", err))
 	}
 	for {
 		b.mu.Lock()
@@ -424,8 +335,8 @@ func (b *redisBroker) receive(ctx context.Context) {
 		backoff, pinged = 50*time.Millisecond, false
 		switch m := msg.(type) {
 		case *redis.Subscription:
-			if m.Kind == "subscribe" && !b.linkUp.Swap(true) {
-				b.rejoin(ctx) // or probe, once Redis answers commands again
+			if m.Kind == "subscribe" {
+				link(true, nil)
 			}
 		case *redis.Message:
 			e, err := decodeMessage(m.Payload)
@@ -450,12 +361,13 @@ func (b *redisBroker) replace(ctx context.Context) bool {
 	return true
 }
 
+// stop closes the pub/sub connection and returns once run's goroutine
+// ended. Publish and snapshot keep working through the client.
 func (b *redisBroker) stop() {
 	b.cancel()
 	b.mu.Lock()
 	b.stopped = true
 	_ = b.ps.Close()
 	b.mu.Unlock()
-	<-b.done
-	b.local.stop()
+	b.wg.Wait()
 }
