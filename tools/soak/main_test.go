@@ -239,6 +239,11 @@ func TestRunAgainstFakeServer(t *testing.T) {
 		}
 	}
 	f.mu.Unlock()
+	// The server sees a closed connection when its read fails, a moment
+	// after the soak closed it.
+	for deadline := time.Now().Add(3 * time.Second); f.wsOpen.Load() != 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if f.wsOpen.Load() != 0 {
 		t.Errorf("%d WebSocket connections left open", f.wsOpen.Load())
 	}
