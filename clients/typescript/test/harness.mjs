@@ -209,16 +209,26 @@ export async function startProxy(targets) {
   };
 }
 
-/** countingWebSocket wraps the ws constructor, counting the sockets made. */
+/**
+ * countingWebSocket wraps the ws constructor: it keeps every socket made,
+ * the close code of each, and every frame the client sent.
+ */
 export function countingWebSocket() {
   const made = [];
+  const closes = [];
+  const sent = [];
   class Counting extends WebSocket {
     constructor(...args) {
       super(...args);
       made.push(this);
+      this.on("close", (code) => closes.push(code));
+    }
+    send(data, ...rest) {
+      sent.push(JSON.parse(data));
+      return super.send(data, ...rest);
     }
   }
-  return { WebSocket: Counting, made };
+  return { WebSocket: Counting, made, closes, sent };
 }
 
 /** eventually polls fn until it returns truthy, or throws after ms. */
