@@ -66,7 +66,7 @@ ts-test: ts-check build
 
 ## ts-bench: the client against raw fetch (POST /v1/runs, 16 callers) and realtime delivery across a forced reconnect (10,000 events)
 ts-bench: ts-deps build
-	AGENTSTORE_BIN=$(CURDIR)/$(BIN) $(SERVICES) -- node $(TS)/bench/bench.mjs
+	AGENTSTORE_BIN=$(CURDIR)/$(BIN) $(SERVICES) --durable -- node $(TS)/bench/bench.mjs
 
 ## migrate-diff: write the next migration from the ent schema (make migrate-diff name=add_x)
 migrate-diff:
