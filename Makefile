@@ -50,7 +50,9 @@ NPM ?= npm
 
 ## ts-deps: install the TypeScript client's dev tools from its committed lockfile
 ts-deps:
-	cd $(TS) && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@cd $(TS) && if [ "$$(sha256sum package-lock.json)" = "$$(cat node_modules/.agentstore-lock 2>/dev/null)" ]; then \
+	  echo "$(TS): node_modules matches package-lock.json"; \
+	else $(NPM) ci --no-audit --no-fund --loglevel=error && sha256sum package-lock.json > node_modules/.agentstore-lock; fi
 
 ## ts-generate: regenerate clients/typescript/src/openapi.ts from internal/httpapi/openapi.json
 ts-generate: ts-deps
