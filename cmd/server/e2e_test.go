@@ -121,10 +121,20 @@ func (s *server) get(t *testing.T, path string) (int, string) {
 // call sends a request with an optional bearer token and JSON body.
 func (s *server) call(t *testing.T, method, path, token, body string) (int, string) {
 	t.Helper()
+	return s.callFor(t, method, path, token, "", body)
+}
+
+// callFor is call with the X-Tenant-ID header a service_role token needs,
+// when tenantID is not empty.
+func (s *server) callFor(t *testing.T, method, path, token, tenantID, body string) (int, string) {
+	t.Helper()
 	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
 	require.NoError(t, err)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if tenantID != "" {
+		req.Header.Set("X-Tenant-ID", tenantID)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
