@@ -271,3 +271,41 @@ func migrationFiles(t *testing.T) int {
 	require.NoError(t, err)
 	return len(files)
 }
+
+// TestCORSOfTheBinary sends a browser's preflight and request to the built
+// binary configured with CORS_ALLOWED_ORIGINS, with a limit of one
+// request a minute that the preflights do not count against, and checks
+// that production refuses "*".
+func TestCORSOfTheBinary(t *testing.T) {
+	t.Parallel()
+	const origin = "http://localhost:5173"
+	s := start(t, "CORS_ALLOWED_ORIGINS=https://app.example.com,"+origin, "RATE_LIMIT_MAX=1")
+	for range 3 {
+		req, err := http.NewRequest(http.MethodOptions, s.base+"/v1/runs", nil)
+		require.NoError(t, err)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization,content-type,idempotency-key")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusNoContent, resp.StatusCode)
+		assert.Equal(t, origin, resp.Header.Get("Access-Control-Allow-Origin"))
+		assert.Contains(t, resp.Header.Get("Access-Control-Allow-Methods"), "POST")
+		assert.Contains(t, resp.Header.Get("Access-Control-Allow-Headers"), "Idempotency-Key")
+	}
+	req, err := http.NewRequest(http.MethodPost, s.base+"/v1/runs", strings.NewReader(`{"agentName":"browser"}`))
+	require.NoError(t, err)
+	req.Header.Set("Origin", origin)
+	req.Header.Set("Authorization", "Bearer "+s.devToken)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode, "the preflights did not use up the limit of 1")
+	assert.Equal(t, origin, resp.Header.Get("Access-Control-Allow-Origin"))
+	assert.Contains(t, resp.Header.Get("Access-Control-Expose-Headers"), "X-RateLimit-Remaining")
+
+	out, err := command(t, []string{"APP_ENV=production", "SUPABASE_JWT_SECRET=" + e2eSecret, "WS_ALLOWED_ORIGINS=" + origin, "CORS_ALLOWED_ORIGINS=*"}, "serve")
+	require.Error(t, err)
+	assert.Contains(t, out, "CORS_ALLOWED_ORIGINS: production refuses *")
+}

@@ -29,6 +29,10 @@ type Publisher interface {
 // HeaderIdempotencyKey makes POST /v1/runs safe to retry.
 const HeaderIdempotencyKey = "Idempotency-Key"
 
+// headerIdempotentReplayed marks the stored response of an earlier request
+// with the same idempotency key.
+const headerIdempotentReplayed = "Idempotent-Replayed"
+
 type handlers struct {
 	st     *store.Store
 	events Publisher
@@ -87,7 +91,7 @@ func (h *handlers) createRun(c echo.Context) error {
 		}
 	}
 	if run == nil { // the stored response of an earlier request
-		c.Response().Header().Set("Idempotent-Replayed", "true")
+		c.Response().Header().Set(headerIdempotentReplayed, "true")
 	} else {
 		h.publish(ctx, run.ID, realtime.EventRunCreated, json.RawMessage(resp.Body))
 	}

@@ -42,6 +42,9 @@ type Deps struct {
 	Limiter *ratelimit.Limiter
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []*net.IPNet
+	// CORSAllowedOrigins are the browser origins that may call the API
+	// from another origin ("*" for any); empty sends no CORS headers.
+	CORSAllowedOrigins []string
 	// WebSocket accepts the connections of GET /v1/ws, whose handshake
 	// passes through the same middleware as every /v1 route; nil leaves
 	// the route out.
@@ -69,6 +72,11 @@ func New(d Deps) *echo.Echo {
 	e.IPExtractor = ClientIP(d.TrustedProxies)
 	e.HTTPErrorHandler = errorHandler(d.Log)
 	e.Use(requestIDMiddleware, observe(d.Log, NewMetrics(d.Registry)), recoverMiddleware(d.Log))
+	if len(d.CORSAllowedOrigins) > 0 {
+		// Before every route's own middleware: a preflight carries no
+		// token and is never rate limited.
+		e.Use(cors(d.CORSAllowedOrigins))
+	}
 
 	// Every route is an operation of the role table (roles.go) and goes
 	// through the same chain: public ones take no token; the others are

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/agentstore/agentstore/internal/auth"
 	"github.com/agentstore/agentstore/internal/derrors"
+	"github.com/agentstore/agentstore/internal/markdown"
 	"github.com/agentstore/agentstore/internal/tenant"
 )
 
@@ -174,5 +176,40 @@ func TestRoleAllowed(t *testing.T) {
 		{"noSuchOperation", tenant.RoleServiceRole, false},
 	} {
 		assert.Equal(t, tc.want, RoleAllowed(tc.op, tc.role), fmt.Sprintf("%s as %q", tc.op, tc.role))
+	}
+}
+
+// TestReadmeRolesMatchTable holds the README's table of roles to the role
+// table: the same operations, with the same roles, on the routes Echo
+// serves them on.
+func TestReadmeRolesMatchTable(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	section, ok := markdown.Section(string(b), "Roles")
+	require.True(t, ok, "the README has a Roles section")
+	routes := map[string]string{} // operationId → "METHOD /path"
+	doc := loadOpenAPI(t)
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			routes[op.OperationID] = method + " " + path
+		}
+	}
+	routes["openWebSocket"] = "GET /v1/ws"
+	documented := map[string]bool{}
+	for _, row := range markdown.TableRows(section) {
+		require.Len(t, row, 3, "%v", row)
+		route, op := markdown.CodeSpans(row[0]), markdown.CodeSpans(row[1])
+		require.Len(t, route, 1, "%v", row)
+		require.Len(t, op, 1, "%v", row)
+		acc, ok := operations[op[0]]
+		require.True(t, ok, "the README names %s, which the role table lacks", op[0])
+		assert.Equal(t, routes[op[0]], route[0], "the README's route of %s", op[0])
+		assert.Equal(t, acc.roles, markdown.CodeSpans(row[2]), "the README's roles of %s", op[0])
+		documented[op[0]] = true
+	}
+	for op, acc := range operations {
+		if len(acc.roles) > 0 {
+			assert.True(t, documented[op], "the README's Roles table lacks %s", op)
+		}
 	}
 }
