@@ -85,10 +85,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List runs, newest first */
+        /**
+         * List runs, newest first
+         * @description Roles: authenticated, service_role.
+         */
         get: operations["listRuns"];
         put?: never;
-        /** Create a run, with optional steps and tool calls in the same transaction */
+        /**
+         * Create a run, with optional steps and tool calls in the same transaction
+         * @description Roles: authenticated, service_role.
+         */
         post: operations["createRun"];
         delete?: never;
         options?: never;
@@ -103,7 +109,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Run counts, durations and tool-call failure rate by group */
+        /**
+         * Run counts, durations and tool-call failure rate by group
+         * @description Roles: authenticated, service_role.
+         */
         get: operations["runStats"];
         put?: never;
         post?: never;
@@ -123,7 +132,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a run */
+        /**
+         * Get a run
+         * @description Roles: authenticated, service_role.
+         */
         get: operations["getRun"];
         put?: never;
         post?: never;
@@ -132,7 +144,7 @@ export interface paths {
         head?: never;
         /**
          * Update a run's status, output, error, metadata or endedAt
-         * @description Transitions: queued → running → succeeded | failed | cancelled, and queued → cancelled; any other transition, and any change to a terminal run, is 409. Reaching a terminal status sets endedAt.
+         * @description Transitions: queued → running → succeeded | failed | cancelled, and queued → cancelled; any other transition, and any change to a terminal run, is 409. Reaching a terminal status sets endedAt. Roles: authenticated, service_role.
          */
         patch: operations["updateRun"];
         trace?: never;
@@ -147,12 +159,15 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** List a run's steps by seq */
+        /**
+         * List a run's steps by seq
+         * @description Roles: authenticated, service_role.
+         */
         get: operations["listSteps"];
         put?: never;
         /**
          * Append one step, or a batch
-         * @description Appending to a terminal run is 409.
+         * @description Appending to a terminal run is 409. Roles: authenticated, service_role.
          */
         post: operations["appendSteps"];
         delete?: never;
@@ -171,12 +186,15 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** List a run's tool calls by createdAt */
+        /**
+         * List a run's tool calls by createdAt
+         * @description Roles: authenticated, service_role.
+         */
         get: operations["listToolCalls"];
         put?: never;
         /**
          * Record one tool call, or a batch
-         * @description Recording on a terminal run is 409.
+         * @description Recording on a terminal run is 409. Roles: authenticated, service_role.
          */
         post: operations["appendToolCalls"];
         delete?: never;
@@ -194,7 +212,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Record model usage, for a run or standalone */
+        /**
+         * Record model usage, for a run or standalone
+         * @description Roles: service_role. An end user's token (authenticated) gets 403 FORBIDDEN.
+         */
         post: operations["recordUsage"];
         delete?: never;
         options?: never;
@@ -209,7 +230,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Usage totals by group */
+        /**
+         * Usage totals by group
+         * @description Roles: authenticated, service_role.
+         */
         get: operations["usageSummary"];
         put?: never;
         post?: never;
@@ -226,7 +250,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List audit rows, newest first */
+        /**
+         * List audit rows, newest first
+         * @description Roles: authenticated, service_role.
+         */
         get: operations["listAuditLogs"];
         put?: never;
         post?: never;
@@ -243,10 +270,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The latest check of every component, or one component's history */
+        /**
+         * The latest check of every component, or one component's history
+         * @description Roles: authenticated, service_role. Health is global: a service_role token needs no X-Tenant-ID here.
+         */
         get: operations["getSystemHealth"];
         put?: never;
-        /** Record an external component's check (service_role only) */
+        /**
+         * Record an external component's check (service_role only)
+         * @description Roles: service_role. An end user's token (authenticated) gets 403 FORBIDDEN. Health is global: a service_role token needs no X-Tenant-ID here.
+         */
         post: operations["recordSystemHealth"];
         delete?: never;
         options?: never;
@@ -705,7 +738,7 @@ export interface components {
                 };
             };
         };
-        /** @description A valid token that may not do this: anon, no role, no tenant, service_role without a valid X-Tenant-ID, or an operation reserved to service_role. */
+        /** @description A valid token that may not do this: anon, no role, no tenant, service_role without a valid X-Tenant-ID, or a role the operation's x-roles does not list (such as an end user recording usage). */
         Forbidden: {
             headers: {
                 "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -808,7 +841,7 @@ export interface components {
         From: string;
         /** @description Exclusive upper bound, RFC 3339. */
         To: string;
-        /** @description The tenant a service_role token acts for; required with such a token (403 otherwise) and ignored with any other. */
+        /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
         TenantHeader: string;
         /** @description A request id to use and echo; one is generated when absent or not of this form. */
         RequestIdHeader: string;
@@ -957,7 +990,7 @@ export interface operations {
             header?: {
                 /** @description A request id to use and echo; one is generated when absent or not of this form. */
                 "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
-                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise) and ignored with any other. */
+                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
                 "X-Tenant-ID"?: components["parameters"]["TenantHeader"];
             };
             path?: never;
@@ -991,7 +1024,7 @@ export interface operations {
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
                 /** @description A request id to use and echo; one is generated when absent or not of this form. */
                 "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
-                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise) and ignored with any other. */
+                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
                 "X-Tenant-ID"?: components["parameters"]["TenantHeader"];
             };
             path?: never;
@@ -1038,7 +1071,7 @@ export interface operations {
             header?: {
                 /** @description A request id to use and echo; one is generated when absent or not of this form. */
                 "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
-                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise) and ignored with any other. */
+                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
                 "X-Tenant-ID"?: components["parameters"]["TenantHeader"];
             };
             path?: never;
@@ -1073,7 +1106,7 @@ export interface operations {
             header?: {
                 /** @description A request id to use and echo; one is generated when absent or not of this form. */
                 "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
-                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise) and ignored with any other. */
+                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
                 "X-Tenant-ID"?: components["parameters"]["TenantHeader"];
             };
             path: {
@@ -1109,7 +1142,7 @@ export interface operations {
             header?: {
                 /** @description A request id to use and echo; one is generated when absent or not of this form. */
                 "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
-                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise) and ignored with any other. */
+                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
                 "X-Tenant-ID"?: components["parameters"]["TenantHeader"];
             };
             path: {
@@ -1152,7 +1185,7 @@ export interface operations {
             header?: {
                 /** @description A request id to use and echo; one is generated when absent or not of this form. */
                 "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
-                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise) and ignored with any other. */
+                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
                 "X-Tenant-ID"?: components["parameters"]["TenantHeader"];
             };
             path: {
@@ -1188,7 +1221,7 @@ export interface operations {
             header?: {
                 /** @description A request id to use and echo; one is generated when absent or not of this form. */
                 "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
-                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise) and ignored with any other. */
+                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
                 "X-Tenant-ID"?: components["parameters"]["TenantHeader"];
             };
             path: {
@@ -1231,7 +1264,7 @@ export interface operations {
             header?: {
                 /** @description A request id to use and echo; one is generated when absent or not of this form. */
                 "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
-                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise) and ignored with any other. */
+                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
                 "X-Tenant-ID"?: components["parameters"]["TenantHeader"];
             };
             path: {
@@ -1267,7 +1300,7 @@ export interface operations {
             header?: {
                 /** @description A request id to use and echo; one is generated when absent or not of this form. */
                 "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
-                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise) and ignored with any other. */
+                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
                 "X-Tenant-ID"?: components["parameters"]["TenantHeader"];
             };
             path: {
@@ -1310,7 +1343,7 @@ export interface operations {
             header?: {
                 /** @description A request id to use and echo; one is generated when absent or not of this form. */
                 "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
-                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise) and ignored with any other. */
+                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
                 "X-Tenant-ID"?: components["parameters"]["TenantHeader"];
             };
             path?: never;
@@ -1356,7 +1389,7 @@ export interface operations {
             header?: {
                 /** @description A request id to use and echo; one is generated when absent or not of this form. */
                 "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
-                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise) and ignored with any other. */
+                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
                 "X-Tenant-ID"?: components["parameters"]["TenantHeader"];
             };
             path?: never;
@@ -1405,7 +1438,7 @@ export interface operations {
             header?: {
                 /** @description A request id to use and echo; one is generated when absent or not of this form. */
                 "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
-                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise) and ignored with any other. */
+                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
                 "X-Tenant-ID"?: components["parameters"]["TenantHeader"];
             };
             path?: never;
@@ -1446,7 +1479,7 @@ export interface operations {
             header?: {
                 /** @description A request id to use and echo; one is generated when absent or not of this form. */
                 "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
-                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise) and ignored with any other. */
+                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
                 "X-Tenant-ID"?: components["parameters"]["TenantHeader"];
             };
             path?: never;
@@ -1478,7 +1511,7 @@ export interface operations {
             header?: {
                 /** @description A request id to use and echo; one is generated when absent or not of this form. */
                 "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
-                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise) and ignored with any other. */
+                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
                 "X-Tenant-ID"?: components["parameters"]["TenantHeader"];
             };
             path?: never;
