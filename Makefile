@@ -58,7 +58,7 @@ ts-deps:
 ts-generate: ts-deps
 	cd $(TS) && $(NPM) run --silent generate
 
-## ts-check: lint the OpenAPI document (Redocly, recommended rules), fail when the client's generated types are stale, type-check the client and its examples
+## ts-check: lint the OpenAPI document (Redocly, recommended rules), fail when the client's generated types are stale, build the client and type-check its examples against the built declarations
 ts-check: ts-deps
 	cd $(TS) && $(NPM) run --silent lint:openapi && $(NPM) run --silent check-generated && $(NPM) run --silent typecheck
 

@@ -156,8 +156,9 @@ for (const backend of backends()) {
       // Another tenant's run does not exist.
       const stranger = createClient({ baseUrl: server.base, getToken: () => mint({ tenant: randomUUID() }) });
       await assert.rejects(stranger.runs.get(run.id), (e) => e.code === "NOT_FOUND");
-      // Health is recorded by services only.
+      // Health and usage are recorded by services only.
       await assert.rejects(client.health.record({ component: "x", status: "up" }), (e) => e.status === 403 && e.code === "FORBIDDEN");
+      await assert.rejects(client.usage.record({ runId: run.id, model: "m", inputTokens: 1 }), (e) => e.status === 403 && e.code === "FORBIDDEN");
       // No token.
       const anon = createClient({ baseUrl: server.base, getToken: () => "" });
       await assert.rejects(anon.runs.list(), (e) => e.status === 401 && e.code === "UNAUTHENTICATED");
