@@ -96,19 +96,20 @@ func New(d Deps) *echo.Echo {
 		e.GET("/v1/ws", acceptWebSocket(d.WebSocket), ws...)
 	}
 
-	h := &handlers{st: d.Store, events: d.Events}
+	h := &handlers{st: d.Store, events: d.Events, log: d.Log}
 	v1 := e.Group("/v1")
 	route := func(method, path string, handler echo.HandlerFunc) { v1.Add(method, path, handler, mw...) }
-	route(http.MethodPost, "/runs", h.createRun)
+	route(http.MethodPost, "/runs", h.postRun)
 	route(http.MethodGet, "/runs", h.listRuns)
 	route(http.MethodGet, "/runs/stats", h.runStats)
 	route(http.MethodGet, "/runs/:id", h.getRun)
 	route(http.MethodPatch, "/runs/:id", h.patchRun)
-	route(http.MethodPost, "/runs/:id/steps", h.appendSteps)
+	route(http.MethodPost, "/runs/:id/steps", h.postSteps)
 	route(http.MethodGet, "/runs/:id/steps", h.listSteps)
-	route(http.MethodPost, "/runs/:id/tool-calls", h.appendToolCalls)
+	route(http.MethodPost, "/runs/:id/tool-calls", h.postToolCalls)
 	route(http.MethodGet, "/runs/:id/tool-calls", h.listToolCalls)
-	route(http.MethodPost, "/usage", h.recordUsage)
+	route(http.MethodPost, "/usage", h.postUsage)
+	route(http.MethodPost, "/ingest", h.ingest)
 	route(http.MethodGet, "/usage/summary", h.usageSummary)
 	route(http.MethodGet, "/audit-logs", h.listAudit)
 	route(http.MethodGet, "/system-health", h.getHealth)

@@ -88,11 +88,14 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"RunPage": List[Run]{}, "AuditLogPage": List[AuditLog]{}, "StepList": List[Step]{}, "ToolCallList": List[ToolCall]{},
 		"StepBatch": Data[Step]{}, "ToolCallBatch": Data[ToolCall]{}, "RunStatsResult": Data[RunStats]{},
 		"UsageSummaryResult": Data[UsageSummary]{}, "HealthResult": Data[Health]{},
+		"IngestResponse": IngestResponse{}, "IngestResult": IngestResult{},
 	}
 	requests := map[string]any{
 		"CreateRunRequest": CreateRunRequest{}, "StepInput": StepRequest{}, "StepBatchInput": StepsRequest{},
 		"ToolCallInput": ToolCallRequest{}, "ToolCallBatchInput": ToolCallsRequest{}, "PatchRunRequest": PatchRunRequest{},
-		"UsageRequest": UsageRequest{}, "HealthRequest": HealthRequest{},
+		"UsageRequest": UsageRequest{}, "HealthRequest": HealthRequest{}, "IngestRequest": IngestRequest{},
+		"IngestRunCreate": IngestItem{}, "IngestRunUpdate": IngestItem{}, "IngestStepAppend": IngestItem{},
+		"IngestToolCallRecord": IngestItem{}, "IngestUsageRecord": IngestItem{},
 	}
 	rawJSON := reflect.TypeOf(json.RawMessage{})
 	check := func(name string, v any, response bool) {
@@ -136,7 +139,10 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	for name, want := range map[string][]string{
 		"CreateRunRequest": {"agentName"}, "StepInput": {"type"}, "ToolCallInput": {"toolName", "status"},
 		"UsageRequest": {"model"}, "HealthRequest": {"component", "status"}, "StepBatchInput": {"steps"},
-		"ToolCallBatchInput": {"toolCalls"}, "PatchRunRequest": nil,
+		"ToolCallBatchInput": {"toolCalls"}, "PatchRunRequest": nil, "IngestRequest": {"batch"},
+		"IngestRunCreate": {"id", "type", "body"}, "IngestRunUpdate": {"id", "type", "runId", "body"},
+		"IngestStepAppend": {"id", "type", "runId", "body"}, "IngestToolCallRecord": {"id", "type", "runId", "body"},
+		"IngestUsageRecord": {"id", "type", "body"},
 	} {
 		require.ElementsMatch(t, want, doc.Components.Schemas[name].Value.Required, "schema %s required fields", name)
 	}
@@ -448,6 +454,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 			{"GET", "/v1/audit-logs", nil},
 			{"GET", "/v1/system-health", nil},
 			{"POST", "/v1/system-health", map[string]any{"component": "c", "status": "up"}},
+			{"POST", "/v1/ingest", map[string]any{"batch": []any{item("e", "run.create", nil, map[string]any{"agentName": "a"})}}},
 		} {
 			res := public.do(401, op.method, op.path, op.body)
 			require.Equal(t, `Bearer realm="agentstore"`, res.header.Get("WWW-Authenticate"))
@@ -640,6 +647,39 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		u.bad(400, "POST", "/v1/usage", map[string]any{"model": "m", "inputTokens": 1.5})
 		u.bad(400, "POST", "/v1/usage", map[string]any{"model": "m", "tokens": 1})
 		u.bad(413, "POST", "/v1/usage", map[string]any{"model": big}) // no free-form field: too long for the document too
+
+		// POST /v1/ingest.
+		batchRun := uuid.New()
+		ingested := svcT.do(207, "POST", "/v1/ingest", map[string]any{"batch": []any{
+			item("i1", "run.create", &batchRun, map[string]any{"agentName": "batch", "status": "running"}),
+			item("i2", "step.append", &batchRun, map[string]any{"type": "llm"}),
+			item("i3", "step.append", &batchRun, map[string]any{"steps": []map[string]any{{"type": "a"}}}),
+			item("i4", "toolcall.record", &batchRun, map[string]any{"toolName": "t", "status": "failed"}),
+			item("i5", "toolcall.record", &batchRun, map[string]any{"toolCalls": []map[string]any{{"toolName": "t", "status": "succeeded"}}}),
+			item("i6", "usage.record", &batchRun, map[string]any{"model": "m", "inputTokens": 1}),
+			item("i7", "run.update", &batchRun, map[string]any{"status": "succeeded"}),
+			item("i8", "run.update", &batchRun, map[string]any{"status": "running"}),
+		}})
+		var ingestOut IngestResponse
+		ingested.json(t, &ingestOut)
+		for i, want := range []int{201, 201, 201, 201, 201, 201, 200, 409} {
+			require.Equal(t, want, ingestOut.Results[i].Status, "%+v", ingestOut.Results[i])
+		}
+		// Items the document refuses are answered one by one.
+		u.bad(207, "POST", "/v1/ingest", map[string]any{"batch": []any{
+			map[string]any{"type": "run.create", "body": map[string]any{"agentName": "no id"}},
+			item("x", "run.launch", nil, map[string]any{}),
+			item("y", "step.append", nil, map[string]any{"type": "llm"}),
+		}})
+		tooMany := make([]any, MaxIngestItems+1)
+		for i := range tooMany {
+			tooMany[i] = item(fmt.Sprint(i), "run.create", nil, map[string]any{"agentName": "a"})
+		}
+		u.bad(400, "POST", "/v1/ingest", map[string]any{"batch": tooMany})
+		u.bad(400, "POST", "/v1/ingest", map[string]any{"batch": []any{}})
+		u.bad(400, "POST", "/v1/ingest", map[string]any{"items": []any{}})
+		u.do(413, "POST", "/v1/ingest", map[string]any{"batch": []any{
+			item("big", "run.create", nil, map[string]any{"agentName": "a", "input": strings.Repeat("x", MaxIngestBytes)})}})
 
 		// GET /v1/usage/summary.
 		for _, g := range []string{"", "?groupBy=day", "?groupBy=model", "?groupBy=agentName&from=" + url.QueryEscape(past) + "&to=" + url.QueryEscape(future)} {
