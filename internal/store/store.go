@@ -49,6 +49,8 @@ type Store struct {
 	Usage *Usage
 	// Health holds checks of the system's components.
 	Health *Health
+	// Traces writes OpenTelemetry traces as runs.
+	Traces *Traces
 }
 
 // New returns a Store over db, an open PostgreSQL (dialect.Postgres) or
@@ -99,6 +101,7 @@ func newStore(drv dialect.Driver, db *sql.DB, dialectName, pgSchema string, log 
 	s.Audit = &Audit{s: s}
 	s.Usage = &Usage{s: s}
 	s.Health = &Health{s: s}
+	s.Traces = &Traces{s: s}
 	return s
 }
 
