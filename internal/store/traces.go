@@ -173,7 +173,7 @@ func (t *Traces) write(ctx context.Context, tx *ent.Tx, tenantID uuid.UUID, span
 		meta, _ := json.Marshal(traceMeta{TraceID: tr.id, ServiceName: tr.spans[0].ServiceName})
 		placeholders = append(placeholders, tx.AgentRun.Create().
 			SetID(tr.runID).SetTenantID(tenantID).SetCreatedAt(created).SetUpdatedAt(created).
-			SetAgentName("trace " + tr.id).SetStatus(agentrun.StatusRunning).
+			SetAgentName("trace "+tr.id).SetStatus(agentrun.StatusRunning).
 			SetStartedAt(utcTime(tr.minStart)).SetMetadata(meta))
 		runIDs = append(runIDs, tr.runID)
 	}
