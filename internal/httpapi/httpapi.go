@@ -110,6 +110,7 @@ func New(d Deps) *echo.Echo {
 	route(http.MethodGet, "/runs/:id/tool-calls", h.listToolCalls)
 	route(http.MethodPost, "/usage", h.postUsage)
 	route(http.MethodPost, "/ingest", h.ingest)
+	route(http.MethodPost, "/traces", h.traces)
 	route(http.MethodGet, "/usage/summary", h.usageSummary)
 	route(http.MethodGet, "/audit-logs", h.listAudit)
 	route(http.MethodGet, "/system-health", h.getHealth)

@@ -18,3 +18,10 @@ func ingestItemAllowed(v tenant.Viewer, itemType string) error {
 	}
 	return nil
 }
+
+// traceUsageAllowed says whether the LLM spans a viewer exports to
+// POST /v1/traces record usage, which only service_role may record on
+// POST /v1/usage: for any other role they are steps without usage.
+//
+// To be replaced by the role table of the REST routes at merge.
+func traceUsageAllowed(v tenant.Viewer) bool { return v.IsServiceRole() }

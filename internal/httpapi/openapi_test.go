@@ -33,6 +33,7 @@ import (
 
 	"github.com/agentstore/agentstore/internal/auth"
 	"github.com/agentstore/agentstore/internal/dbtest"
+	"github.com/agentstore/agentstore/internal/otlp"
 	"github.com/agentstore/agentstore/internal/store"
 )
 
@@ -201,6 +202,8 @@ type validator struct {
 var anyUUID = openapi3.NewRegexpFormatValidator(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 func newValidator(t *testing.T) *validator {
+	// OTLP protobuf bodies are opaque to the document.
+	openapi3filter.RegisterBodyDecoder(otlp.MediaTypeProtobuf, openapi3filter.FileBodyDecoder)
 	doc := loadOpenAPI(t)
 	// Route on the path alone: the test server's URL is not a server of
 	// the document.
@@ -288,7 +291,7 @@ func (vc *vclient) exchange(validRequest bool, want int, method, path string, bo
 	if vc.c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+vc.c.token)
 	}
-	if body != nil {
+	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	route, params, err := vc.v.router.FindRoute(req)
@@ -455,6 +458,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 			{"GET", "/v1/system-health", nil},
 			{"POST", "/v1/system-health", map[string]any{"component": "c", "status": "up"}},
 			{"POST", "/v1/ingest", map[string]any{"batch": []any{item("e", "run.create", nil, map[string]any{"agentName": "a"})}}},
+			{"POST", "/v1/traces", map[string]any{"resourceSpans": []any{}}},
 		} {
 			res := public.do(401, op.method, op.path, op.body)
 			require.Equal(t, `Bearer realm="agentstore"`, res.header.Get("WWW-Authenticate"))
@@ -680,6 +684,23 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		u.bad(400, "POST", "/v1/ingest", map[string]any{"items": []any{}})
 		u.do(413, "POST", "/v1/ingest", map[string]any{"batch": []any{
 			item("big", "run.create", nil, map[string]any{"agentName": "a", "input": strings.Repeat("x", MaxIngestBytes)})}})
+
+		// POST /v1/traces.
+		traceJSON, tracePB := otlpBodies(t)
+		svcT.do(200, "POST", "/v1/traces", traceJSON)
+		res := u.with("Content-Type", otlp.MediaTypeProtobuf).do(200, "POST", "/v1/traces", tracePB)
+		require.Equal(t, otlp.MediaTypeProtobuf, res.header.Get("Content-Type"))
+		partial := u.do(200, "POST", "/v1/traces", map[string]any{"resourceSpans": []any{map[string]any{"scopeSpans": []any{
+			map[string]any{"spans": []any{map[string]any{"traceId": "00", "spanId": "01", "name": "bad"}}}}}}})
+		require.Contains(t, string(partial.body), `"rejectedSpans":"1"`)
+		u.with("Content-Type", otlp.MediaTypeProtobuf).with("Content-Encoding", "gzip").do(200, "POST", "/v1/traces", gzipped(t, tracePB))
+		u.with("Content-Type", otlp.MediaTypeProtobuf).with("Content-Encoding", "gzip").do(413, "POST", "/v1/traces",
+			gzipped(t, make([]byte, MaxTraceDecodedBytes+1)))
+		u.with("Content-Type", otlp.MediaTypeProtobuf).do(400, "POST", "/v1/traces", []byte{0xff, 0xff, 0xff})
+		u.bad(400, "POST", "/v1/traces", map[string]any{"resourceSpans": 5})
+		u.bad(400, "POST", "/v1/traces", "{")
+		u.with("Content-Type", "text/plain").bad(415, "POST", "/v1/traces", "spans")
+		u.with("Content-Type", otlp.MediaTypeProtobuf).with("Content-Encoding", "br").bad(415, "POST", "/v1/traces", tracePB)
 
 		// GET /v1/usage/summary.
 		for _, g := range []string{"", "?groupBy=day", "?groupBy=model", "?groupBy=agentName&from=" + url.QueryEscape(past) + "&to=" + url.QueryEscape(future)} {

@@ -120,7 +120,9 @@ type traceState struct {
 }
 
 // Write stores spans, all in one transaction: everything or nothing.
-func (t *Traces) Write(ctx context.Context, spans []otlp.Span) (_ *TraceWrite, err error) {
+// Without withUsage, LLM spans are steps without their usage records (the
+// caller may not record usage).
+func (t *Traces) Write(ctx context.Context, spans []otlp.Span, withUsage bool) (_ *TraceWrite, err error) {
 	defer derrors.Wrap(&err, "Traces.Write")
 	tenantID, err := viewerTenant(ctx)
 	if err != nil {
@@ -129,7 +131,7 @@ func (t *Traces) Write(ctx context.Context, spans []otlp.Span) (_ *TraceWrite, e
 	var out *TraceWrite
 	err = t.s.WithTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
 		var err error
-		out, err = t.write(ctx, tx, tenantID, spans)
+		out, err = t.write(ctx, tx, tenantID, spans, withUsage)
 		return err
 	})
 	if err != nil {
@@ -138,7 +140,7 @@ func (t *Traces) Write(ctx context.Context, spans []otlp.Span) (_ *TraceWrite, e
 	return out, nil
 }
 
-func (t *Traces) write(ctx context.Context, tx *ent.Tx, tenantID uuid.UUID, spans []otlp.Span) (*TraceWrite, error) {
+func (t *Traces) write(ctx context.Context, tx *ent.Tx, tenantID uuid.UUID, spans []otlp.Span, withUsage bool) (*TraceWrite, error) {
 	out := &TraceWrite{}
 	// Group the spans by trace, dropping repeats within the request.
 	traces := map[string]*traceState{}
@@ -214,7 +216,7 @@ func (t *Traces) write(ctx context.Context, tx *ent.Tx, tenantID uuid.UUID, span
 	}
 
 	// 3. Place every new span, then build its rows.
-	b := &traceRows{tenantID: tenantID, created: created, nextSeq: map[uuid.UUID]int{}, minStart: map[uuid.UUID]time.Time{}}
+	b := &traceRows{tenantID: tenantID, created: created, withUsage: withUsage, nextSeq: map[uuid.UUID]int{}, minStart: map[uuid.UUID]time.Time{}}
 	for _, tr := range order {
 		placed := map[string]placement{}
 		var place func(s *otlp.Span) placement
@@ -575,13 +577,14 @@ type rowCounts struct{ steps, calls, usage, children int }
 
 // traceRows are the rows of one Write.
 type traceRows struct {
-	tenantID uuid.UUID
-	created  time.Time
-	children []*ent.AgentRun
-	steps    []*ent.AgentStep
-	calls    []*ent.ToolCall
-	usage    []*ent.UsageMetric
-	spanOf   map[uuid.UUID]string
+	tenantID  uuid.UUID
+	created   time.Time
+	withUsage bool
+	children  []*ent.AgentRun
+	steps     []*ent.AgentStep
+	calls     []*ent.ToolCall
+	usage     []*ent.UsageMetric
+	spanOf    map[uuid.UUID]string
 	// nextSeq is the last seq used per run; minStart the earliest start
 	// of a new step per run.
 	nextSeq  map[uuid.UUID]int
@@ -634,7 +637,7 @@ func (b *traceRows) addStep(tr *traceState, s *otlp.Span, id, runID uuid.UUID) {
 		b.minStart[runID] = *st.StartedAt
 	}
 	b.count(tr, func(c *rowCounts) { c.steps++ })
-	if s.Target != otlp.TargetLLM || (s.Model == "" && s.InputTokens == 0 && s.OutputTokens == 0) {
+	if !b.withUsage || s.Target != otlp.TargetLLM || (s.Model == "" && s.InputTokens == 0 && s.OutputTokens == 0) {
 		return
 	}
 	model := s.Model

@@ -80,7 +80,7 @@ func TestTraceIsOneRunWithChildRuns(t *testing.T) {
 		spans := agentTrace(trace)
 		spans[0].Failed, spans[0].Error = true, "gave up"
 		spans[0].Model = "gpt-x"
-		w, err := s.Traces.Write(ctx, spans)
+		w, err := s.Traces.Write(ctx, spans, true)
 		require.NoError(t, err)
 		assert.Zero(t, w.Duplicates)
 		require.Len(t, w.CreatedRuns, 2, "the trace's run and the nested agent's")
@@ -126,7 +126,7 @@ func TestTraceIsOneRunWithChildRuns(t *testing.T) {
 		assert.Equal(t, run.ID.String(), logs[0].ResourceID)
 
 		// The same spans again, whole or in part: nothing new.
-		again, err := s.Traces.Write(ctx, append(spans, spans[3]))
+		again, err := s.Traces.Write(ctx, append(spans, spans[3]), true)
 		require.NoError(t, err)
 		assert.Equal(t, len(spans)+1, again.Duplicates)
 		assert.Empty(t, again.Steps)
@@ -139,7 +139,7 @@ func TestTraceIsOneRunWithChildRuns(t *testing.T) {
 
 		// Another tenant's trace with the same id is another run.
 		other, otherTenant := asTenant(t)
-		_, err = s.Traces.Write(other, spans[:2])
+		_, err = s.Traces.Write(other, spans[:2], true)
 		require.NoError(t, err)
 		assert.NotEqual(t, traceRunID(tenantID, trace), traceRunID(otherTenant, trace))
 		assert.Len(t, traceRun(t, other, s, otherTenant, trace).Edges.Steps, 1)
@@ -154,22 +154,22 @@ func TestTraceSpansInAnyOrderAndSeveralRequests(t *testing.T) {
 		spans := agentTrace(trace)
 		// Children first, latest first, as a batching exporter sends them,
 		// the root last.
-		_, err := s.Traces.Write(ctx, []otlp.Span{spans[3], spans[4]})
+		_, err := s.Traces.Write(ctx, []otlp.Span{spans[3], spans[4]}, true)
 		require.NoError(t, err)
 		run := traceRun(t, ctx, s, tenantID, trace)
 		assert.Equal(t, agentrun.StatusRunning, run.Status, "a placeholder until the root arrives")
 		assert.Equal(t, "trace "+trace, run.AgentName)
 		assert.Equal(t, []string{"1:span d"}, stepNames(run))
 
-		_, err = s.Traces.Write(ctx, []otlp.Span{spans[7], spans[6], spans[5]})
+		_, err = s.Traces.Write(ctx, []otlp.Span{spans[7], spans[6], spans[5]}, true)
 		require.NoError(t, err)
-		_, err = s.Traces.Write(ctx, []otlp.Span{spans[2], spans[1]})
+		_, err = s.Traces.Write(ctx, []otlp.Span{spans[2], spans[1]}, true)
 		require.NoError(t, err)
 		run = traceRun(t, ctx, s, tenantID, trace)
 		assert.Equal(t, []string{"1:span b", "2:span d"}, stepNames(run), "renumbered by start time")
 		assert.Equal(t, agentrun.StatusRunning, run.Status)
 
-		_, err = s.Traces.Write(ctx, []otlp.Span{spans[0]})
+		_, err = s.Traces.Write(ctx, []otlp.Span{spans[0]}, true)
 		require.NoError(t, err)
 		run = traceRun(t, ctx, s, tenantID, trace)
 		assert.Equal(t, agentrun.StatusSucceeded, run.Status)
@@ -184,9 +184,9 @@ func TestTraceSpansInAnyOrderAndSeveralRequests(t *testing.T) {
 		// its known ancestors place it in (documented).
 		late := "7c1fbb3a2f6a4d55a1b0c9d8e7f60011"
 		ls := agentTrace(late)
-		_, err = s.Traces.Write(ctx, []otlp.Span{ls[6]})
+		_, err = s.Traces.Write(ctx, []otlp.Span{ls[6]}, true)
 		require.NoError(t, err)
-		_, err = s.Traces.Write(ctx, ls)
+		_, err = s.Traces.Write(ctx, ls, true)
 		require.NoError(t, err)
 		lr := traceRun(t, ctx, s, tenantID, late)
 		assert.Equal(t, []string{"1:span b", "2:span d", "3:span g"}, stepNames(lr))
@@ -208,7 +208,7 @@ func TestTraceRootThatIsNotAnAgent(t *testing.T) {
 				batches[0], batches[1] = batches[1], batches[0]
 			}
 			for _, b := range batches {
-				_, err := s.Traces.Write(ctx, b)
+				_, err := s.Traces.Write(ctx, b, true)
 				require.NoError(t, err, order)
 			}
 			run := traceRun(t, ctx, s, tenantID, trace)
@@ -244,7 +244,7 @@ func TestTraceWritesOfOneTraceTakeTurns(t *testing.T) {
 						part = append(part, sp)
 					}
 				}
-				_, err := s.Traces.Write(ctx, part)
+				_, err := s.Traces.Write(ctx, part, true)
 				errs <- err
 			}()
 		}
