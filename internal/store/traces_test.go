@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,7 +15,9 @@ import (
 	"github.com/agentstore/agentstore/ent"
 	"github.com/agentstore/agentstore/ent/agentrun"
 	"github.com/agentstore/agentstore/ent/usagemetric"
+	"github.com/agentstore/agentstore/internal/dbtest"
 	"github.com/agentstore/agentstore/internal/otlp"
+	"github.com/agentstore/agentstore/internal/tenant"
 )
 
 // traceT0 is when the test traces start.
@@ -263,4 +266,35 @@ func TestTraceWritesOfOneTraceTakeTurns(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, 40, n)
 	})
+}
+
+// BenchmarkTracesWrite writes requests of 100 spans (10 traces of 10
+// spans) from one writer, on PostgreSQL.
+//
+//	scripts/services.sh --durable -- go test -run '^$' -bench TracesWrite ./internal/store/
+func BenchmarkTracesWrite(b *testing.B) {
+	db, err := OpenPostgres(context.Background(), dbtest.Postgres(b), 4)
+	require.NoError(b, err)
+	b.Cleanup(func() { db.Close() })
+	s := New(db, "postgres", dbtest.Schema, nil)
+	ctx := tenant.NewContext(context.Background(), tenant.Viewer{TenantID: uuid.New(), Role: "service_role"})
+	b.ResetTimer()
+	for range b.N {
+		var spans []otlp.Span
+		for range 10 {
+			trace := strings.ReplaceAll(uuid.NewString(), "-", "")
+			spans = append(spans, span(trace, "r", "", otlp.TargetRun, 0))
+			for i := range 4 {
+				spans = append(spans, span(trace, fmt.Sprint("c", i), "r", otlp.TargetLLM, 1+i))
+			}
+			for i := range 3 {
+				spans = append(spans, span(trace, fmt.Sprint("t", i), "r", otlp.TargetToolCall, 5+i))
+			}
+			spans = append(spans, span(trace, "h", "r", otlp.TargetStep, 8), span(trace, "v", "r", otlp.TargetStep, 9))
+		}
+		if _, err := s.Traces.Write(ctx, spans, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "spans/s")
 }
