@@ -15,7 +15,7 @@ build:
 	$(GO) build -o $(BIN) ./cmd/server
 
 # FUZZ lists the fuzz targets as package:target.
-FUZZ := ./internal/auth:FuzzVerify ./internal/httpapi:FuzzDecodeCreateRun ./internal/httpapi:FuzzAPI
+FUZZ := ./internal/auth:FuzzVerify ./internal/httpapi:FuzzDecodeCreateRun ./internal/httpapi:FuzzAPI ./internal/httpapi:FuzzDecodeIngestItem ./internal/otlp:FuzzDecode
 
 ## test: every test (unit, integration on real PostgreSQL and Redis, end-to-end on the built binary), with -race, then a short fuzz run
 test: check-generate lint build

@@ -11,6 +11,10 @@
 #
 #   a. store: go test -bench CreateRun (Runs.Create and its raw pgx floor)
 #   b. HTTP ingest: POST /v1/runs (10 steps + 10 tool calls), 16 clients
+#   b2. OTLP: POST /v1/traces (OTLP JSON) of 100 spans (10 traces), 16
+#      clients (spans/s), and of 1,000 spans, one client (p99); batches:
+#      POST /v1/ingest of 100 run.create items vs the same items as single
+#      POST /v1/runs, 16 clients (items/s and their ratio)
 #   c. list: GET /v1/runs?limit=50 over one tenant's 100k seeded runs, 16 clients
 #   d. limiter overhead: GET /v1/runs/<unknown id> (404), 32 clients, on three
 #      servers — no limiter (RATE_LIMIT_DISABLED=true), memory limiter, Redis
@@ -282,6 +286,83 @@ written=$(psql_db -tA -F' ' -c "SELECT (SELECT count(*) FROM agentstore.agent_ru
   (SELECT count(*) FROM agentstore.tool_calls WHERE tenant_id = '$ingest_tenant')")
 echo "ingest_written=$written" >>"$raw/meta.env"
 log "ingest wrote runs/steps/tool calls: $written (loadgen sent $(json_num total_requests "$raw/ingest.json") requests)"
+
+# ---------------------------------------------------------------- b2. OTLP and batches
+# OTLP: POST /v1/traces in OTLP JSON (the slower of the two decoders), as
+# service_role so that LLM spans record usage. A request of 100 spans is 10
+# traces of 10 spans (an agent root; 4 chat spans with tokens, each a step
+# and a usage record; 3 tool calls; a chain and a retriever step), every id
+# fresh per request through the template; 1,000 spans is 100 such traces.
+# Batches: POST /v1/ingest with 100 run.create items against the same
+# items sent one per POST /v1/runs.
+otlp_trace() { # otlp_trace N: the 10 spans of trace N, without a trailing comma
+  local t="{{traceid:t$1}}" r="{{spanid:t$1r}}" i
+  span() { # span ID PARENT NAME ATTRS
+    printf '{"traceId":"%s","spanId":"%s","parentSpanId":"%s","name":"%s","kind":1,"startTimeUnixNano":"{{nowns}}","endTimeUnixNano":"{{nowns}}","attributes":[%s]}' \
+      "$t" "$1" "$2" "$3" "$4"
+  }
+  kv() { printf '{"key":"%s","value":{"stringValue":"%s"}}' "$1" "$2"; }
+  span "$r" "" "invoke_agent planner" "$(kv gen_ai.operation.name invoke_agent),$(kv gen_ai.agent.name planner)"
+  for i in 1 2 3 4; do
+    printf ','
+    span "{{spanid:t$1c$i}}" "$r" "chat gpt-4o" "$(kv gen_ai.operation.name chat),$(kv gen_ai.response.model gpt-4o),"'{"key":"gen_ai.usage.input_tokens","value":{"intValue":"120"}},{"key":"gen_ai.usage.output_tokens","value":{"intValue":"40"}}'
+  done
+  for i in 1 2 3; do
+    printf ','
+    span "{{spanid:t$1x$i}}" "$r" "execute_tool search" "$(kv gen_ai.operation.name execute_tool),$(kv gen_ai.tool.name search),$(kv gen_ai.tool.call.arguments '{\"q\":\"weather\"}')"
+  done
+  printf ','
+  span "{{spanid:t$1h}}" "$r" "RunnableSequence" "$(kv openinference.span.kind CHAIN)"
+  printf ','
+  span "{{spanid:t$1v}}" "$r" "VectorStoreRetriever" "$(kv openinference.span.kind RETRIEVER)"
+}
+otlp_body() { # otlp_body TRACES
+  local n
+  printf '{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"bench"}}]},"scopeSpans":[{"spans":['
+  for n in $(seq 1 "$1"); do
+    [ "$n" = 1 ] || printf ','
+    otlp_trace "$n"
+  done
+  printf ']}]}]}\n'
+}
+otlp_body 10 >"$tmp/otlp-100.json"
+otlp_body 100 >"$tmp/otlp-1000.json"
+cp "$tmp/otlp-100.json" "$raw/otlp-100-body.json"
+otlp_tenant=$(uuid)
+otlp_token=$(bin/agentstore token --tenant "$otlp_tenant" --role service_role --ttl 2h)
+mkdir -p "$raw/otlp"
+log "b2. OTLP: POST /v1/traces, 100 spans per request, $CLIENTS clients, $DURATION"
+load otlp-100 "$raw/otlp/spans-100.json" -url "$api_url/v1/traces" -method POST -body-file "$tmp/otlp-100.json" -body-template \
+  -token "$otlp_token" -header "X-Tenant-ID:$otlp_tenant" -header "Content-Type:application/json" \
+  -c "$CLIENTS" -d "$DURATION" -warmup "$WARMUP" -expect 200
+log "b2. OTLP: POST /v1/traces, 1,000 spans per request, 1 client, $DURATION"
+load otlp-1000 "$raw/otlp/spans-1000.json" -url "$api_url/v1/traces" -method POST -body-file "$tmp/otlp-1000.json" -body-template \
+  -token "$otlp_token" -header "X-Tenant-ID:$otlp_tenant" -header "Content-Type:application/json" \
+  -c 1 -d "$DURATION" -warmup "$WARMUP" -timeout 30s -expect 200
+otlp_written=$(psql_db -tA -F' ' -c "SELECT (SELECT count(*) FROM agentstore.agent_steps WHERE tenant_id = '$otlp_tenant'),
+  (SELECT count(*) FROM agentstore.tool_calls WHERE tenant_id = '$otlp_tenant'),
+  (SELECT count(*) FROM agentstore.usage_metrics WHERE tenant_id = '$otlp_tenant')")
+echo "otlp_written=$otlp_written" >>"$raw/meta.env"
+item='{"agentName":"bench-agent","status":"running","input":{"prompt":"hello"},"model":"gpt-4o-mini","startedAt":"{{now}}"}'
+printf '%s\n' "$item" >"$tmp/ingest-single.json"
+{
+  printf '{"batch":['
+  for i in $(seq 1 100); do
+    [ "$i" = 1 ] || printf ','
+    printf '{"id":"{{uuid}}","type":"run.create","body":%s}' "$item"
+  done
+  printf ']}\n'
+} >"$tmp/ingest-batch.json"
+log "b2. batches: POST /v1/ingest (100 run.create items) vs POST /v1/runs, $CLIENTS clients, $DURATION each"
+load ingest-batch "$raw/otlp/ingest-batch.json" -url "$api_url/v1/ingest" -method POST -body-file "$tmp/ingest-batch.json" -body-template \
+  -token "$ingest_token" -c "$CLIENTS" -d "$DURATION" -warmup "$WARMUP" -timeout 30s -expect 207
+load ingest-single "$raw/otlp/ingest-single.json" -url "$api_url/v1/runs" -method POST -body-file "$tmp/ingest-single.json" -body-template \
+  -token "$ingest_token" -c "$CLIENTS" -d "$DURATION" -warmup "$WARMUP" -expect 201
+awk -v a="$(json_num rps "$raw/otlp/spans-100.json")" -v p="$(json_num p99 "$raw/otlp/spans-1000.json")" \
+  -v b="$(json_num rps "$raw/otlp/ingest-batch.json")" -v s="$(json_num rps "$raw/otlp/ingest-single.json")" 'BEGIN {
+  printf "bench: otlp                   %8.0f spans/s at 16 clients x 100 spans (target >= 5000); p99 of a 1,000-span request %.1f ms (target <= 300)\n", a * 100, p
+  printf "bench: ingest                 %8.0f items/s in 100-item batches vs %.0f as single requests: %.1fx\n", b * 100, s, (s > 0 ? b * 100 / s : 0)
+}' | tee -a "$raw/otlp/summary.txt" >&2
 
 # ---------------------------------------------------------------- c. list
 log "c. list: seeding $LIST_RUNS runs for one tenant"

@@ -24,11 +24,14 @@ import (
 const MaxBodyBytes = 1 << 20
 
 // readBody reads the request body, refusing more than MaxBodyBytes.
-func readBody(c echo.Context) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, MaxBodyBytes))
+func readBody(c echo.Context) ([]byte, error) { return readBodyMax(c, MaxBodyBytes) }
+
+// readBodyMax reads the request body, refusing more than limit bytes.
+func readBodyMax(c echo.Context, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, limit))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return nil, fmt.Errorf("%w: the body exceeds %d bytes", errPayloadTooLarge, MaxBodyBytes)
+		return nil, fmt.Errorf("%w: the body exceeds %d bytes", errPayloadTooLarge, limit)
 	}
 	if err != nil {
 		return nil, derrors.New(derrors.InvalidArgument, "could not read the body")

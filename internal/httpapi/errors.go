@@ -14,8 +14,9 @@ import (
 // Public codes of the refusals only the HTTP API has. The code of every
 // error category is derrors.Code's, the same on the WebSocket.
 const (
-	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
-	CodePayloadTooLarge  = "PAYLOAD_TOO_LARGE"
+	CodeMethodNotAllowed     = "METHOD_NOT_ALLOWED"
+	CodePayloadTooLarge      = "PAYLOAD_TOO_LARGE"
+	CodeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
 )
 
 // statusOf is the one table from error category to HTTP status, tried in
@@ -30,19 +31,28 @@ var statusOf = []struct {
 	{derrors.NotFound, http.StatusNotFound},
 	{derrors.Conflict, http.StatusConflict},
 	{errPayloadTooLarge, http.StatusRequestEntityTooLarge},
+	{errUnsupportedMediaType, http.StatusUnsupportedMediaType},
 	{derrors.RateLimited, http.StatusTooManyRequests},
 	{derrors.Unavailable, http.StatusServiceUnavailable},
 }
 
 // codeOf is the public code of a category of statusOf.
 func codeOf(category error) string {
-	if category == errPayloadTooLarge {
+	switch category {
+	case errPayloadTooLarge:
 		return CodePayloadTooLarge
+	case errUnsupportedMediaType:
+		return CodeUnsupportedMediaType
 	}
 	return derrors.Code(category)
 }
 
-var errPayloadTooLarge = errors.New("payload too large")
+var (
+	errPayloadTooLarge = errors.New("payload too large")
+	// errUnsupportedMediaType is a body of a media type or content
+	// encoding the route does not take.
+	errUnsupportedMediaType = errors.New("unsupported media type")
+)
 
 // ErrorBody is the JSON of every error response.
 type ErrorBody struct {
@@ -71,7 +81,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			if he.Code == http.StatusNotFound {
 				body.Message = "no such route"
 			}
-		case derrors.Category(err) != nil || errors.Is(err, errPayloadTooLarge):
+		case derrors.Category(err) != nil || errors.Is(err, errPayloadTooLarge) || errors.Is(err, errUnsupportedMediaType):
 			for _, m := range statusOf {
 				if errors.Is(err, m.category) {
 					status, body.Code = m.status, codeOf(m.category)

@@ -151,3 +151,29 @@ func validMethod(m string) bool {
 	}
 	return true
 }
+
+// FuzzDecodeIngestItem feeds arbitrary items to the decoder of
+// POST /v1/ingest: it must never panic, and every refusal must be a client
+// error, never an internal one.
+func FuzzDecodeIngestItem(f *testing.F) {
+	for _, seed := range []string{
+		`{"id":"e1","type":"run.create","body":{"agentName":"a"}}`,
+		`{"id":"e2","type":"step.append","runId":"00000000-0000-0000-0000-000000000001","body":{"steps":[{"type":"llm"}]}}`,
+		`{"id":"e3","type":"toolcall.record","runId":"00000000-0000-0000-0000-000000000001","body":{"toolName":"t","status":"failed"}}`,
+		`{"id":"e4","type":"usage.record","runId":"00000000-0000-0000-0000-000000000001","body":{"model":"m","runId":"00000000-0000-0000-0000-000000000002"}}`,
+		`{"id":"e5","type":"run.update","runId":"x","body":{}}`, `{"id":5}`, `[]`, `null`, `{"id":" e","type":"run.create","body":{}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	h := &handlers{}
+	svc := tenant.Viewer{TenantID: uuid.New(), Role: tenant.RoleServiceRole}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		_, op, err := h.prepareItem(raw, svc)
+		if err != nil && !errors.Is(err, derrors.InvalidArgument) {
+			t.Fatalf("prepareItem(%q) = %v, not an InvalidArgument", raw, err)
+		}
+		if err == nil && op == nil {
+			t.Fatalf("prepareItem(%q) accepted the item without an operation", raw)
+		}
+	})
+}

@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"unicode/utf8"
@@ -15,7 +15,6 @@ import (
 
 	"github.com/agentstore/agentstore/ent"
 	"github.com/agentstore/agentstore/internal/derrors"
-	"github.com/agentstore/agentstore/internal/realtime"
 	"github.com/agentstore/agentstore/internal/store"
 	"github.com/agentstore/agentstore/internal/tenant"
 )
@@ -36,6 +35,7 @@ const headerIdempotentReplayed = "Idempotent-Replayed"
 type handlers struct {
 	st     *store.Store
 	events Publisher
+	log    *slog.Logger
 }
 
 func (h *handlers) publish(ctx context.Context, runID uuid.UUID, event string, data any) {
@@ -46,7 +46,7 @@ func (h *handlers) publish(ctx context.Context, runID uuid.UUID, event string, d
 	h.events.Publish(ctx, v.TenantID, runID, event, data)
 }
 
-func (h *handlers) createRun(c echo.Context) error {
+func (h *handlers) postRun(c echo.Context) error {
 	body, err := readBody(c)
 	if err != nil {
 		return err
@@ -55,47 +55,30 @@ func (h *handlers) createRun(c echo.Context) error {
 	if err := decodeStrict(body, &req); err != nil {
 		return err
 	}
-	in, err := req.toStore()
-	if err != nil {
-		return err
-	}
-	ctx := c.Request().Context()
-	if in.UserID == nil {
-		v, _ := tenant.FromContext(ctx)
-		if u, err := uuid.Parse(v.UserID); err == nil {
-			in.UserID = &u
-		}
-	}
-	// The created run is encoded once, for the response, the stored
-	// response of an idempotent create and the realtime event alike.
-	encode := func(run *ent.AgentRun) (store.Response, error) {
-		b, err := json.Marshal(toRun(run))
-		return store.Response{Status: http.StatusCreated, Body: b}, err
-	}
-	var resp store.Response
-	var run *ent.AgentRun
-	if key := c.Request().Header.Get(HeaderIdempotencyKey); key == "" {
-		if run, err = h.st.Runs.Create(ctx, in); err != nil {
-			return err
-		}
-		if resp, err = encode(run); err != nil {
-			return err
-		}
-	} else {
+	key, hash := c.Request().Header.Get(HeaderIdempotencyKey), ""
+	if key != "" {
 		if len(key) > 255 || strings.TrimSpace(key) != key || !utf8.ValidString(key) {
 			return derrors.Field(HeaderIdempotencyKey, "must be 1 to 255 bytes of UTF-8 without surrounding spaces")
 		}
 		sum := sha256.Sum256(body)
-		if resp, run, err = h.st.Runs.CreateIdempotent(ctx, in, key, hex.EncodeToString(sum[:]), encode); err != nil {
-			return err
-		}
+		hash = hex.EncodeToString(sum[:])
 	}
-	if run == nil { // the stored response of an earlier request
+	return h.respond(c, func(ctx context.Context) (outcome, error) { return h.createRun(ctx, req, key, hash) })
+}
+
+// respond runs a write operation, publishes its events and answers with
+// its outcome.
+func (h *handlers) respond(c echo.Context, op func(ctx context.Context) (outcome, error)) error {
+	ctx := c.Request().Context()
+	o, err := op(ctx)
+	if err != nil {
+		return err
+	}
+	if o.replayed {
 		c.Response().Header().Set(headerIdempotentReplayed, "true")
-	} else {
-		h.publish(ctx, run.ID, realtime.EventRunCreated, json.RawMessage(resp.Body))
 	}
-	return c.JSONBlob(resp.Status, resp.Body)
+	h.publishAll(ctx, o.events)
+	return c.JSONBlob(o.status, o.body)
 }
 
 func (h *handlers) listRuns(c echo.Context) error {
@@ -162,54 +145,28 @@ func (h *handlers) patchRun(c echo.Context) error {
 	if err := decodeStrict(body, &req); err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	run, err := h.st.Runs.Update(ctx, id, store.RunPatch{
-		Status: req.Status, Output: req.Output, Error: req.Error, Metadata: req.Metadata, EndedAt: req.EndedAt,
-	})
-	if err != nil {
-		return err
-	}
-	b, err := json.Marshal(toRun(run))
-	if err != nil {
-		return err
-	}
-	h.publish(ctx, run.ID, realtime.EventRunUpdated, json.RawMessage(b))
-	return c.JSONBlob(http.StatusOK, b)
+	return h.respond(c, func(ctx context.Context) (outcome, error) { return h.updateRun(ctx, id, req) })
 }
 
-func (h *handlers) appendSteps(c echo.Context) error {
+func (h *handlers) postSteps(c echo.Context) error {
 	id, err := pathID(c, "id")
 	if err != nil {
 		return err
 	}
-	reqs, batch, err := decodeOneOrBatch[StepRequest](c, "steps")
+	body, err := readBody(c)
 	if err != nil {
 		return err
 	}
-	var missing required
-	in := stepsToStore(reqs, "steps", &missing)
-	if err := missing.err(); err != nil {
-		return asWritten(err, "steps", batch)
-	}
-	ctx := c.Request().Context()
-	steps, err := h.st.Runs.AppendSteps(ctx, id, in)
+	reqs, batch, err := decodeOneOrBatch[StepRequest](body, "steps")
 	if err != nil {
 		return asWritten(err, "steps", batch)
 	}
-	out := mapSlice(steps, toStep)
-	for _, s := range out {
-		h.publish(ctx, id, realtime.EventStepAppended, s)
-	}
-	return respondOneOrBatch(c, out, batch)
+	return h.respond(c, func(ctx context.Context) (outcome, error) { return h.appendSteps(ctx, id, reqs, batch) })
 }
 
 // decodeOneOrBatch decodes a body that is either one item or, in the batch
 // form, an object whose only member key holds an array of items.
-func decodeOneOrBatch[T any](c echo.Context, key string) (items []T, batch bool, err error) {
-	body, err := readBody(c)
-	if err != nil {
-		return nil, false, err
-	}
+func decodeOneOrBatch[T any](body []byte, key string) (items []T, batch bool, err error) {
 	if isBatch(body, key) {
 		var wrapper map[string][]T
 		if err := decodeStrict(body, &wrapper); err != nil {
@@ -246,14 +203,6 @@ func asWritten(err error, list string, batch bool) error {
 	return &out
 }
 
-// respondOneOrBatch answers an append in the form it was asked in.
-func respondOneOrBatch[T any](c echo.Context, out []T, batch bool) error {
-	if !batch {
-		return c.JSON(http.StatusCreated, out[0])
-	}
-	return c.JSON(http.StatusCreated, Data[T]{Data: out})
-}
-
 func (h *handlers) listSteps(c echo.Context) error {
 	id, err := pathID(c, "id")
 	if err != nil {
@@ -266,30 +215,20 @@ func (h *handlers) listSteps(c echo.Context) error {
 	return c.JSON(http.StatusOK, page(steps, toStep, ""))
 }
 
-func (h *handlers) appendToolCalls(c echo.Context) error {
+func (h *handlers) postToolCalls(c echo.Context) error {
 	id, err := pathID(c, "id")
 	if err != nil {
 		return err
 	}
-	reqs, batch, err := decodeOneOrBatch[ToolCallRequest](c, "toolCalls")
+	body, err := readBody(c)
 	if err != nil {
 		return err
 	}
-	var missing required
-	in := toolCallsToStore(reqs, "toolCalls", &missing)
-	if err := missing.err(); err != nil {
-		return asWritten(err, "toolCalls", batch)
-	}
-	ctx := c.Request().Context()
-	calls, err := h.st.Runs.AppendToolCalls(ctx, id, in)
+	reqs, batch, err := decodeOneOrBatch[ToolCallRequest](body, "toolCalls")
 	if err != nil {
 		return asWritten(err, "toolCalls", batch)
 	}
-	out := mapSlice(calls, toToolCall)
-	for _, tc := range out {
-		h.publish(ctx, id, realtime.EventToolCallRecorded, tc)
-	}
-	return respondOneOrBatch(c, out, batch)
+	return h.respond(c, func(ctx context.Context) (outcome, error) { return h.recordToolCalls(ctx, id, reqs, batch) })
 }
 
 func (h *handlers) listToolCalls(c echo.Context) error {
@@ -321,7 +260,7 @@ func (h *handlers) runStats(c echo.Context) error {
 	return c.JSON(http.StatusOK, Data[RunStats]{Data: mapSlice(stats, toRunStats)})
 }
 
-func (h *handlers) recordUsage(c echo.Context) error {
+func (h *handlers) postUsage(c echo.Context) error {
 	body, err := readBody(c)
 	if err != nil {
 		return err
@@ -330,20 +269,7 @@ func (h *handlers) recordUsage(c echo.Context) error {
 	if err := decodeStrict(body, &req); err != nil {
 		return err
 	}
-	var missing required
-	missing.check(req.Model != "", "model")
-	if err := missing.err(); err != nil {
-		return err
-	}
-	u, err := h.st.Usage.Record(c.Request().Context(), store.NewUsage{
-		ID: uuidPtr(req.ID), RunID: uuidPtr(req.RunID), Model: req.Model, InputTokens: req.InputTokens,
-		OutputTokens: req.OutputTokens, CachedInputTokens: req.CachedInputTokens, TotalTokens: req.TotalTokens,
-		CostUSD: req.CostUSD, RecordedAt: req.RecordedAt,
-	})
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusCreated, toUsage(u))
+	return h.respond(c, func(ctx context.Context) (outcome, error) { return h.recordUsage(ctx, req) })
 }
 
 func (h *handlers) usageSummary(c echo.Context) error {

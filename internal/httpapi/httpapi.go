@@ -114,17 +114,19 @@ func New(d Deps) *echo.Echo {
 		add(http.MethodGet, "/v1/ws", "openWebSocket", acceptWebSocket(d.WebSocket), true)
 	}
 
-	h := &handlers{st: d.Store, events: d.Events}
-	route(http.MethodPost, "/v1/runs", "createRun", h.createRun)
+	h := &handlers{st: d.Store, events: d.Events, log: d.Log}
+	route(http.MethodPost, "/v1/runs", "createRun", h.postRun)
 	route(http.MethodGet, "/v1/runs", "listRuns", h.listRuns)
 	route(http.MethodGet, "/v1/runs/stats", "runStats", h.runStats)
 	route(http.MethodGet, "/v1/runs/:id", "getRun", h.getRun)
 	route(http.MethodPatch, "/v1/runs/:id", "updateRun", h.patchRun)
-	route(http.MethodPost, "/v1/runs/:id/steps", "appendSteps", h.appendSteps)
+	route(http.MethodPost, "/v1/runs/:id/steps", "appendSteps", h.postSteps)
 	route(http.MethodGet, "/v1/runs/:id/steps", "listSteps", h.listSteps)
-	route(http.MethodPost, "/v1/runs/:id/tool-calls", "appendToolCalls", h.appendToolCalls)
+	route(http.MethodPost, "/v1/runs/:id/tool-calls", "appendToolCalls", h.postToolCalls)
 	route(http.MethodGet, "/v1/runs/:id/tool-calls", "listToolCalls", h.listToolCalls)
-	route(http.MethodPost, "/v1/usage", "recordUsage", h.recordUsage)
+	route(http.MethodPost, "/v1/usage", "recordUsage", h.postUsage)
+	route(http.MethodPost, "/v1/ingest", "ingest", h.ingest)
+	route(http.MethodPost, "/v1/traces", "exportTraces", h.traces)
 	route(http.MethodGet, "/v1/usage/summary", "usageSummary", h.usageSummary)
 	route(http.MethodGet, "/v1/audit-logs", "listAuditLogs", h.listAudit)
 	route(http.MethodGet, "/v1/system-health", "getSystemHealth", h.getHealth)

@@ -33,6 +33,7 @@ import (
 
 	"github.com/agentstore/agentstore/internal/auth"
 	"github.com/agentstore/agentstore/internal/dbtest"
+	"github.com/agentstore/agentstore/internal/otlp"
 	"github.com/agentstore/agentstore/internal/store"
 )
 
@@ -88,11 +89,14 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"RunPage": List[Run]{}, "AuditLogPage": List[AuditLog]{}, "StepList": List[Step]{}, "ToolCallList": List[ToolCall]{},
 		"StepBatch": Data[Step]{}, "ToolCallBatch": Data[ToolCall]{}, "RunStatsResult": Data[RunStats]{},
 		"UsageSummaryResult": Data[UsageSummary]{}, "HealthResult": Data[Health]{},
+		"IngestResponse": IngestResponse{}, "IngestResult": IngestResult{},
 	}
 	requests := map[string]any{
 		"CreateRunRequest": CreateRunRequest{}, "StepInput": StepRequest{}, "StepBatchInput": StepsRequest{},
 		"ToolCallInput": ToolCallRequest{}, "ToolCallBatchInput": ToolCallsRequest{}, "PatchRunRequest": PatchRunRequest{},
-		"UsageRequest": UsageRequest{}, "HealthRequest": HealthRequest{},
+		"UsageRequest": UsageRequest{}, "HealthRequest": HealthRequest{}, "IngestRequest": IngestRequest{},
+		"IngestRunCreate": IngestItem{}, "IngestRunUpdate": IngestItem{}, "IngestStepAppend": IngestItem{},
+		"IngestToolCallRecord": IngestItem{}, "IngestUsageRecord": IngestItem{},
 	}
 	rawJSON := reflect.TypeOf(json.RawMessage{})
 	check := func(name string, v any, response bool) {
@@ -136,7 +140,10 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	for name, want := range map[string][]string{
 		"CreateRunRequest": {"agentName"}, "StepInput": {"type"}, "ToolCallInput": {"toolName", "status"},
 		"UsageRequest": {"model"}, "HealthRequest": {"component", "status"}, "StepBatchInput": {"steps"},
-		"ToolCallBatchInput": {"toolCalls"}, "PatchRunRequest": nil,
+		"ToolCallBatchInput": {"toolCalls"}, "PatchRunRequest": nil, "IngestRequest": {"batch"},
+		"IngestRunCreate": {"id", "type", "body"}, "IngestRunUpdate": {"id", "type", "runId", "body"},
+		"IngestStepAppend": {"id", "type", "runId", "body"}, "IngestToolCallRecord": {"id", "type", "runId", "body"},
+		"IngestUsageRecord": {"id", "type", "body"},
 	} {
 		require.ElementsMatch(t, want, doc.Components.Schemas[name].Value.Required, "schema %s required fields", name)
 	}
@@ -213,6 +220,8 @@ type validator struct {
 var anyUUID = openapi3.NewRegexpFormatValidator(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 func newValidator(t *testing.T) *validator {
+	// OTLP protobuf bodies are opaque to the document.
+	openapi3filter.RegisterBodyDecoder(otlp.MediaTypeProtobuf, openapi3filter.FileBodyDecoder)
 	doc := loadOpenAPI(t)
 	// Route on the path alone: the test server's URL is not a server of
 	// the document.
@@ -300,7 +309,7 @@ func (vc *vclient) exchange(validRequest bool, want int, method, path string, bo
 	if vc.c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+vc.c.token)
 	}
-	if body != nil {
+	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	route, params, err := vc.v.router.FindRoute(req)
@@ -466,6 +475,8 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 			{"GET", "/v1/audit-logs", nil},
 			{"GET", "/v1/system-health", nil},
 			{"POST", "/v1/system-health", map[string]any{"component": "c", "status": "up"}},
+			{"POST", "/v1/ingest", map[string]any{"batch": []any{item("e", "run.create", nil, map[string]any{"agentName": "a"})}}},
+			{"POST", "/v1/traces", map[string]any{"resourceSpans": []any{}}},
 		} {
 			res := public.do(401, op.method, op.path, op.body)
 			require.Equal(t, `Bearer realm="agentstore"`, res.header.Get("WWW-Authenticate"))
@@ -665,6 +676,56 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		svcT.bad(400, "POST", "/v1/usage", map[string]any{"model": "m", "inputTokens": 1.5})
 		svcT.bad(400, "POST", "/v1/usage", map[string]any{"model": "m", "tokens": 1})
 		svcT.bad(413, "POST", "/v1/usage", map[string]any{"model": big}) // no free-form field: too long for the document too
+
+		// POST /v1/ingest.
+		batchRun := uuid.New()
+		ingested := svcT.do(207, "POST", "/v1/ingest", map[string]any{"batch": []any{
+			item("i1", "run.create", &batchRun, map[string]any{"agentName": "batch", "status": "running"}),
+			item("i2", "step.append", &batchRun, map[string]any{"type": "llm"}),
+			item("i3", "step.append", &batchRun, map[string]any{"steps": []map[string]any{{"type": "a"}}}),
+			item("i4", "toolcall.record", &batchRun, map[string]any{"toolName": "t", "status": "failed"}),
+			item("i5", "toolcall.record", &batchRun, map[string]any{"toolCalls": []map[string]any{{"toolName": "t", "status": "succeeded"}}}),
+			item("i6", "usage.record", &batchRun, map[string]any{"model": "m", "inputTokens": 1}),
+			item("i7", "run.update", &batchRun, map[string]any{"status": "succeeded"}),
+			item("i8", "run.update", &batchRun, map[string]any{"status": "running"}),
+		}})
+		var ingestOut IngestResponse
+		ingested.json(t, &ingestOut)
+		for i, want := range []int{201, 201, 201, 201, 201, 201, 200, 409} {
+			require.Equal(t, want, ingestOut.Results[i].Status, "%+v", ingestOut.Results[i])
+		}
+		// Items the document refuses are answered one by one.
+		u.bad(207, "POST", "/v1/ingest", map[string]any{"batch": []any{
+			map[string]any{"type": "run.create", "body": map[string]any{"agentName": "no id"}},
+			item("x", "run.launch", nil, map[string]any{}),
+			item("y", "step.append", nil, map[string]any{"type": "llm"}),
+		}})
+		tooMany := make([]any, MaxIngestItems+1)
+		for i := range tooMany {
+			tooMany[i] = item(fmt.Sprint(i), "run.create", nil, map[string]any{"agentName": "a"})
+		}
+		u.bad(400, "POST", "/v1/ingest", map[string]any{"batch": tooMany})
+		u.bad(400, "POST", "/v1/ingest", map[string]any{"batch": []any{}})
+		u.bad(400, "POST", "/v1/ingest", map[string]any{"items": []any{}})
+		u.do(413, "POST", "/v1/ingest", map[string]any{"batch": []any{
+			item("big", "run.create", nil, map[string]any{"agentName": "a", "input": strings.Repeat("x", MaxIngestBytes)})}})
+
+		// POST /v1/traces.
+		traceJSON, tracePB := otlpBodies(t)
+		svcT.do(200, "POST", "/v1/traces", traceJSON)
+		res := u.with("Content-Type", otlp.MediaTypeProtobuf).do(200, "POST", "/v1/traces", tracePB)
+		require.Equal(t, otlp.MediaTypeProtobuf, res.header.Get("Content-Type"))
+		partial := u.do(200, "POST", "/v1/traces", map[string]any{"resourceSpans": []any{map[string]any{"scopeSpans": []any{
+			map[string]any{"spans": []any{map[string]any{"traceId": "00", "spanId": "01", "name": "bad"}}}}}}})
+		require.Contains(t, string(partial.body), `"rejectedSpans":"1"`)
+		u.with("Content-Type", otlp.MediaTypeProtobuf).with("Content-Encoding", "gzip").do(200, "POST", "/v1/traces", gzipped(t, tracePB))
+		u.with("Content-Type", otlp.MediaTypeProtobuf).with("Content-Encoding", "gzip").do(413, "POST", "/v1/traces",
+			gzipped(t, make([]byte, MaxTraceDecodedBytes+1)))
+		u.with("Content-Type", otlp.MediaTypeProtobuf).do(400, "POST", "/v1/traces", []byte{0xff, 0xff, 0xff})
+		u.bad(400, "POST", "/v1/traces", map[string]any{"resourceSpans": 5})
+		u.bad(400, "POST", "/v1/traces", "{")
+		u.with("Content-Type", "text/plain").bad(415, "POST", "/v1/traces", "spans")
+		u.with("Content-Type", otlp.MediaTypeProtobuf).with("Content-Encoding", "br").bad(415, "POST", "/v1/traces", tracePB)
 
 		// GET /v1/usage/summary.
 		for _, g := range []string{"", "?groupBy=day", "?groupBy=model", "?groupBy=agentName&from=" + url.QueryEscape(past) + "&to=" + url.QueryEscape(future)} {

@@ -38,7 +38,8 @@ var (
 // and a token whose role an operation does not list is refused with 403
 // FORBIDDEN before the handler runs. End users (authenticated) read
 // everything of their tenant and write runs, steps and tool calls; only
-// service_role records usage and system health.
+// service_role records usage and system health (in a batch of POST
+// /v1/ingest or through traces as well).
 var operations = map[string]access{
 	"getLiveness":  {unlimited: true},
 	"getReadiness": {unlimited: true},
@@ -59,6 +60,11 @@ var operations = map[string]access{
 	"listAuditLogs":      {roles: everyRole},
 	"getSystemHealth":    {roles: everyRole, global: true},
 	"recordSystemHealth": {roles: serviceRole, global: true},
+	// A batch: each item is checked against its own route's roles.
+	"ingest": {roles: everyRole},
+	// OpenTelemetry traces: LLM spans record usage only for the roles
+	// of recordUsage, and are steps without usage for the others.
+	"exportTraces": {roles: everyRole},
 	// GET /v1/ws, the WebSocket handshake; OpenAPI 3.0 does not describe it.
 	// Both roles may subscribe and publish.
 	"openWebSocket": {roles: everyRole},

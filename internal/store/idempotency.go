@@ -83,3 +83,128 @@ func (s *Store) PruneIdempotencyKeys(ctx context.Context) (_ int, err error) {
 		Exec(ctx)
 	return n, translate(err)
 }
+
+// OnceItem is one write of a batch for Once: Key identifies it for
+// IdempotencyTTL (a client's event id), Hash is a digest of its content,
+// and Run performs it.
+type OnceItem struct {
+	Key  string
+	Hash string
+	// Run performs the write. Every store write it makes with ctx joins
+	// the transaction that also stores its response, so both land or
+	// neither. It may run more than once when that transaction is retried;
+	// the last run is the one that counts.
+	Run func(ctx context.Context) (Response, error)
+}
+
+// OnceResult is the outcome of one OnceItem: the response of its write, or
+// the one stored for its key (Replayed), or the error that rolled it back.
+type OnceResult struct {
+	Response Response
+	Replayed bool
+	Err      error
+}
+
+// Once runs the items of a batch in order, each in a transaction of its
+// own, and each at most once per tenant, scope and key within
+// IdempotencyTTL: an item whose key has a stored response gets it back
+// without running (Replayed), or a Conflict when its hash differs. Only
+// successful writes are stored, so an item that failed runs again when it
+// is sent again. The stored responses of the whole batch are read in one
+// query; an item that loses a race with a concurrent batch under the same
+// key replays that batch's response.
+func (s *Store) Once(ctx context.Context, scope string, items []OnceItem) (_ []OnceResult, err error) {
+	defer derrors.Wrap(&err, "Store.Once")
+	tenantID, err := viewerTenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(items))
+	for _, it := range items {
+		keys = append(keys, it.Key)
+	}
+	stored := map[string]*ent.IdempotencyKey{}
+	expired := map[string]bool{}
+	for _, part := range chunks(keys, 1000) {
+		rows, err := s.client.IdempotencyKey.Query().
+			Where(idempotencykey.TenantID(tenantID), idempotencykey.Scope(scope), idempotencykey.KeyIn(part...)).
+			All(ctx)
+		if err != nil {
+			return nil, translate(err)
+		}
+		for _, r := range rows {
+			if r.CreatedAt.After(now().Add(-IdempotencyTTL)) {
+				stored[r.Key] = r
+			} else {
+				expired[r.Key] = true
+			}
+		}
+	}
+	replay := func(row *ent.IdempotencyKey, it OnceItem) OnceResult {
+		if row.RequestHash != it.Hash {
+			return OnceResult{Err: derrors.New(derrors.Conflict, "event id %q was used for a different item", it.Key)}
+		}
+		return OnceResult{Response: Response{Status: row.StatusCode, Body: row.Response}, Replayed: true}
+	}
+	out := make([]OnceResult, len(items))
+	for i, it := range items {
+		if row := stored[it.Key]; row != nil {
+			out[i] = replay(row, it)
+			continue
+		}
+		var resp Response
+		err := s.WithTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
+			if expired[it.Key] {
+				if _, err := tx.IdempotencyKey.Delete().
+					Where(idempotencykey.TenantID(tenantID), idempotencykey.Scope(scope), idempotencykey.Key(it.Key),
+						idempotencykey.CreatedAtLTE(now().Add(-IdempotencyTTL))).
+					Exec(ctx); err != nil {
+					return err
+				}
+			}
+			var err error
+			if resp, err = it.Run(ctx); err != nil {
+				return err
+			}
+			row, err := tx.IdempotencyKey.Create().
+				SetScope(scope).SetKey(it.Key).SetRequestHash(it.Hash).
+				SetStatusCode(resp.Status).SetResponse(resp.Body).
+				Save(ctx)
+			stored[it.Key] = row
+			return err
+		})
+		if err == nil {
+			delete(expired, it.Key)
+			out[i] = OnceResult{Response: resp}
+			continue
+		}
+		delete(stored, it.Key)
+		if errors.Is(err, derrors.Conflict) {
+			// Perhaps a concurrent batch stored this key first.
+			row, qerr := s.client.IdempotencyKey.Query().
+				Where(idempotencykey.TenantID(tenantID), idempotencykey.Scope(scope), idempotencykey.Key(it.Key),
+					idempotencykey.CreatedAtGT(now().Add(-IdempotencyTTL))).
+				Only(ctx)
+			if qerr == nil {
+				stored[it.Key] = row
+				out[i] = replay(row, it)
+				continue
+			}
+		}
+		out[i] = OnceResult{Err: err}
+	}
+	return out, nil
+}
+
+// chunks splits s into parts of at most n elements.
+func chunks[T any](s []T, n int) [][]T {
+	var out [][]T
+	for len(s) > n {
+		out = append(out, s[:n])
+		s = s[n:]
+	}
+	if len(s) > 0 {
+		out = append(out, s)
+	}
+	return out
+}

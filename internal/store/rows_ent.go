@@ -34,6 +34,17 @@ func insertRows(ctx context.Context, tx *ent.Tx, rows *runRows) error {
 			return err
 		}
 	}
+	if err := insertSteps(ctx, tx, rows); err != nil {
+		return err
+	}
+	if err := insertToolCalls(ctx, tx, rows); err != nil {
+		return err
+	}
+	return insertAudit(ctx, tx, rows.audit)
+}
+
+// insertSteps writes the steps of rows inside tx, in one statement.
+func insertSteps(ctx context.Context, tx *ent.Tx, rows *runRows) error {
 	if len(rows.steps) > 0 {
 		builders := make([]*ent.AgentStepCreate, len(rows.steps))
 		for i, st := range rows.steps {
@@ -64,6 +75,12 @@ func insertRows(ctx context.Context, tx *ent.Tx, rows *runRows) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// insertToolCalls writes the tool calls of rows inside tx, in one
+// statement.
+func insertToolCalls(ctx context.Context, tx *ent.Tx, rows *runRows) error {
 	if len(rows.calls) > 0 {
 		builders := make([]*ent.ToolCallCreate, len(rows.calls))
 		for i, tc := range rows.calls {
@@ -94,7 +111,7 @@ func insertRows(ctx context.Context, tx *ent.Tx, rows *runRows) error {
 			return err
 		}
 	}
-	return insertAudit(ctx, tx, rows.audit)
+	return nil
 }
 
 // maxParams is the most bind parameters one statement may carry on both

@@ -49,6 +49,8 @@ type Store struct {
 	Usage *Usage
 	// Health holds checks of the system's components.
 	Health *Health
+	// Traces writes OpenTelemetry traces as runs.
+	Traces *Traces
 }
 
 // New returns a Store over db, an open PostgreSQL (dialect.Postgres) or
@@ -99,6 +101,7 @@ func newStore(drv dialect.Driver, db *sql.DB, dialectName, pgSchema string, log 
 	s.Audit = &Audit{s: s}
 	s.Usage = &Usage{s: s}
 	s.Health = &Health{s: s}
+	s.Traces = &Traces{s: s}
 	return s
 }
 
@@ -136,7 +139,15 @@ func (s *Store) Close() error { return s.client.Close() }
 // runs fn again, a bounded number of times, when the database reports a
 // serialization failure or a deadlock. Callers publish side effects, such
 // as realtime events, only after WithTx returns nil.
+//
+// Inside the fn of another WithTx of the same store (its ctx), WithTx joins
+// that transaction instead: fn runs once in it, and the outer WithTx
+// commits, rolls back and retries the whole. This is how Once makes a
+// repository's write and the row that remembers it one transaction.
 func (s *Store) WithTx(ctx context.Context, fn func(ctx context.Context, tx *ent.Tx) error) error {
+	if tx, ok := ctx.Value(txKey{s}).(*ent.Tx); ok {
+		return translate(fn(ctx, tx))
+	}
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = s.runTx(ctx, fn)
@@ -154,11 +165,15 @@ func (s *Store) WithTx(ctx context.Context, fn func(ctx context.Context, tx *ent
 	return translate(err)
 }
 
+// txKey is the context key of the transaction a WithTx of store s runs.
+type txKey struct{ s *Store }
+
 func (s *Store) runTx(ctx context.Context, fn func(ctx context.Context, tx *ent.Tx) error) (err error) {
 	tx, err := s.client.Tx(ctx)
 	if err != nil {
 		return err
 	}
+	ctx = context.WithValue(ctx, txKey{s}, tx)
 	defer func() {
 		if p := recover(); p != nil {
 			_ = tx.Rollback()

@@ -23,6 +23,11 @@
 //	{{uuid:NAME}}  a new UUID per request, the same for every {{uuid:NAME}}
 //	               of that request (an id and a reference to it)
 //	{{now}}        the current time, RFC 3339 with nanoseconds, UTC
+//	{{nowns}}      the current time in Unix nanoseconds (OTLP's timestamps)
+//	{{traceid:NAME}} a random 16-byte id in hex per request and NAME (an
+//	               OTLP trace id)
+//	{{spanid:NAME}}  a random 8-byte id in hex per request and NAME (an
+//	               OTLP span id)
 //
 // The exit status is 1 when more than -max-failures of the measured
 // requests failed (a transport error, or a status not in -expect), 2 on

@@ -92,6 +92,30 @@ func TestTemplate(t *testing.T) {
 	}
 }
 
+func TestTemplateOTLPIDs(t *testing.T) {
+	tmpl, err := parseTemplate([]byte(`{{traceid:a}} {{spanid:x}} {{traceid:a}} {{spanid:x}} {{spanid:y}} {{traceid:b}} {{nowns}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Unix(0, 1735689600123456789)
+	first := strings.Fields(string(tmpl.expand(at)))
+	if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(first[0]) || !regexp.MustCompile(`^[0-9a-f]{16}$`).MatchString(first[1]) {
+		t.Fatalf("ids %q, %q: want 32 and 16 hex digits", first[0], first[1])
+	}
+	if first[0] != first[2] || first[1] != first[3] {
+		t.Errorf("one name, two ids: %q", first)
+	}
+	if first[1] == first[4] || first[0] == first[5] {
+		t.Errorf("two names, one id: %q", first)
+	}
+	if first[6] != "1735689600123456789" {
+		t.Errorf("{{nowns}} = %s", first[6])
+	}
+	if second := strings.Fields(string(tmpl.expand(at))); second[0] == first[0] || second[1] == first[1] {
+		t.Error("two requests share an id")
+	}
+}
+
 func TestPercentile(t *testing.T) {
 	lat := make([]time.Duration, 100)
 	for i := range lat {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -26,6 +28,9 @@ const (
 	freshUUID          // {{uuid}}
 	namedUUID          // {{uuid:NAME}}
 	now                // {{now}}
+	nowNanos           // {{nowns}}
+	traceID            // {{traceid:NAME}}
+	spanID             // {{spanid:NAME}}
 )
 
 // parseTemplate splits body at its placeholders, refusing unknown ones.
@@ -52,8 +57,14 @@ func parseTemplate(body []byte) (template, error) {
 			t = append(t, part{kind: namedUUID, name: name[len("uuid:"):]})
 		case name == "now":
 			t = append(t, part{kind: now})
+		case name == "nowns":
+			t = append(t, part{kind: nowNanos})
+		case len(name) > len("traceid:") && name[:len("traceid:")] == "traceid:":
+			t = append(t, part{kind: traceID, name: name[len("traceid:"):]})
+		case len(name) > len("spanid:") && name[:len("spanid:")] == "spanid:":
+			t = append(t, part{kind: spanID, name: name[len("spanid:"):]})
 		default:
-			return nil, fmt.Errorf("-body-template: unknown placeholder {{%s}} (want {{uuid}}, {{uuid:NAME}} or {{now}})", name)
+			return nil, fmt.Errorf("-body-template: unknown placeholder {{%s}} (want {{uuid}}, {{uuid:NAME}}, {{now}}, {{nowns}}, {{traceid:NAME}} or {{spanid:NAME}})", name)
 		}
 		rest = rest[i+j+2:]
 	}
@@ -92,6 +103,23 @@ func (t template) expand(at time.Time) []byte {
 			out.WriteString(id)
 		case now:
 			out.WriteString(at.UTC().Format(time.RFC3339Nano))
+		case nowNanos:
+			out.WriteString(strconv.FormatInt(at.UnixNano(), 10))
+		case traceID, spanID:
+			if named == nil {
+				named = map[string]string{}
+			}
+			key := fmt.Sprint(p.kind, ":", p.name)
+			id, ok := named[key]
+			if !ok {
+				u := uuid.New() // random, so that no two requests share a trace or span id
+				id = hex.EncodeToString(u[:])
+				if p.kind == spanID {
+					id = id[:16]
+				}
+				named[key] = id
+			}
+			out.WriteString(id)
 		}
 	}
 	return out.Bytes()

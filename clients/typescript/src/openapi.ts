@@ -243,6 +243,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/ingest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Apply a batch of writes, each in its own transaction
+         * @description Roles: authenticated, service_role. Each item is checked against the roles of its REST route: a usage.record item from an end user's token (authenticated) is 403 FORBIDDEN in its result. Items apply in order, each in its own transaction, as their REST routes would (the same validation, audit rows and realtime events); one failing item does not stop the others. The response is 207 with a result per item. An event id seen again within 24 hours replays the item's stored result and writes nothing (only items that succeeded are stored, so a failed item may be sent again). Over 1,000 items is 400 and over 5 MiB is 413, with nothing written. The whole batch counts as one request for the rate limit.
+         */
+        post: operations["ingest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/traces": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * OTLP/HTTP trace export: OpenTelemetry spans become runs, steps, tool calls and usage
+         * @description Roles: authenticated, service_role. Point an OpenTelemetry SDK's OTLP/HTTP trace exporter here (protobuf or JSON, optionally gzip), with Authorization and, for service_role, X-Tenant-ID headers. A trace is one run whose id is derived from the trace id; spans may arrive in any order and in several requests, and a span sent again is not written twice. Spans follow the OpenTelemetry GenAI semantic conventions or OpenInference; docs/development/ingestion.md has the mapping. All spans of a request are written in one transaction, readable once the response is sent. Spans without a valid trace or span id, without a start, ending before they start, or with a negative token count are rejected and counted in partialSuccess; the rest are kept. LLM spans record usage for service_role only; for other roles they are steps. Errors have the Error body in JSON.
+         */
+        post: operations["exportTraces"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/audit-logs": {
         parameters: {
             query?: never;
@@ -307,7 +347,7 @@ export interface components {
         /** @enum {string} */
         HealthStatus: "up" | "degraded" | "down";
         /** @enum {string} */
-        ErrorCode: "INVALID_ARGUMENT" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "PAYLOAD_TOO_LARGE" | "RATE_LIMITED" | "INTERNAL" | "UNAVAILABLE";
+        ErrorCode: "INVALID_ARGUMENT" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "PAYLOAD_TOO_LARGE" | "RATE_LIMITED" | "INTERNAL" | "UNAVAILABLE" | "UNSUPPORTED_MEDIA_TYPE";
         ErrorDetail: {
             /** @description JSON path of the offending field, such as steps[2].seq. */
             field: string;
@@ -709,6 +749,111 @@ export interface components {
              */
             checkedAt?: string;
         };
+        /** @description An item of POST /v1/ingest with the body of POST /v1/runs. runId, when given, is the new run's id (the body's id may be absent or the same). */
+        IngestRunCreate: {
+            /** @description The client's event id: the same id again within 24 hours replays the item's stored result and writes nothing; with another item it is 409. */
+            id: string;
+            /** @enum {string} */
+            type: "run.create";
+            /**
+             * Format: uuid
+             * @description The run the item writes to.
+             */
+            runId?: string;
+            /** @description The body of the item's REST route. */
+            body: components["schemas"]["CreateRunRequest"];
+        };
+        /** @description An item of POST /v1/ingest with the body of PATCH /v1/runs/{runId}. */
+        IngestRunUpdate: {
+            /** @description The client's event id: the same id again within 24 hours replays the item's stored result and writes nothing; with another item it is 409. */
+            id: string;
+            /** @enum {string} */
+            type: "run.update";
+            /**
+             * Format: uuid
+             * @description The run the item writes to.
+             */
+            runId: string;
+            /** @description The body of the item's REST route. */
+            body: components["schemas"]["PatchRunRequest"];
+        };
+        /** @description An item of POST /v1/ingest with the body of POST /v1/runs/{runId}/steps: one step or {"steps": [...]}. */
+        IngestStepAppend: {
+            /** @description The client's event id: the same id again within 24 hours replays the item's stored result and writes nothing; with another item it is 409. */
+            id: string;
+            /** @enum {string} */
+            type: "step.append";
+            /**
+             * Format: uuid
+             * @description The run the item writes to.
+             */
+            runId: string;
+            /** @description The body of the item's REST route. */
+            body: components["schemas"]["StepInput"] | components["schemas"]["StepBatchInput"];
+        };
+        /** @description An item of POST /v1/ingest with the body of POST /v1/runs/{runId}/tool-calls: one tool call or {"toolCalls": [...]}. */
+        IngestToolCallRecord: {
+            /** @description The client's event id: the same id again within 24 hours replays the item's stored result and writes nothing; with another item it is 409. */
+            id: string;
+            /** @enum {string} */
+            type: "toolcall.record";
+            /**
+             * Format: uuid
+             * @description The run the item writes to.
+             */
+            runId: string;
+            /** @description The body of the item's REST route. */
+            body: components["schemas"]["ToolCallInput"] | components["schemas"]["ToolCallBatchInput"];
+        };
+        /** @description An item of POST /v1/ingest with the body of POST /v1/usage (service_role only). runId, when given, is the body's runId. */
+        IngestUsageRecord: {
+            /** @description The client's event id: the same id again within 24 hours replays the item's stored result and writes nothing; with another item it is 409. */
+            id: string;
+            /** @enum {string} */
+            type: "usage.record";
+            /**
+             * Format: uuid
+             * @description The run the item writes to.
+             */
+            runId?: string;
+            /** @description The body of the item's REST route. */
+            body: components["schemas"]["UsageRequest"];
+        };
+        /** @description The body of POST /v1/ingest: up to 1,000 items and 5 MiB. */
+        IngestRequest: {
+            batch: (components["schemas"]["IngestRunCreate"] | components["schemas"]["IngestRunUpdate"] | components["schemas"]["IngestStepAppend"] | components["schemas"]["IngestToolCallRecord"] | components["schemas"]["IngestUsageRecord"])[];
+        };
+        /** @description The outcome of one item, as its REST route would have answered. */
+        IngestResult: {
+            /** @description The item's position in the batch, from 0. */
+            index: number;
+            /** @description The item's event id (empty when the item has none). */
+            id: string;
+            /** @description The HTTP status the item would have had on its REST route. */
+            status: number;
+            code?: components["schemas"]["ErrorCode"];
+            /** @description Why the item failed. */
+            message?: string;
+            /**
+             * Format: uuid
+             * @description The id of the run, step, tool call or usage record the item wrote (the first, for a batch of steps or tool calls).
+             */
+            resourceId?: string;
+        };
+        /** @description The 207 body of POST /v1/ingest: a result per item, in order. */
+        IngestResponse: {
+            results: components["schemas"]["IngestResult"][];
+        };
+        /** @description OTLP's ExportTraceServiceResponse, in OTLP JSON (application/json requests) or protobuf (application/x-protobuf requests). */
+        ExportTraceServiceResponse: {
+            /** @description Present when spans were rejected: how many, and why. */
+            partialSuccess?: {
+                /** @description The number of spans rejected (an int64, a decimal string in OTLP JSON). */
+                rejectedSpans?: string;
+                /** @description Each reason with its count and one span it applies to. */
+                errorMessage?: string;
+            };
+        };
     };
     responses: {
         /** @description Malformed input: bad JSON, an unknown field, a wrong type, a missing required field, a bad UUID, query parameter or cursor, or a broken rule of the model. */
@@ -826,6 +971,45 @@ export interface components {
                 "application/json": components["schemas"]["Error"] & {
                     /** @enum {string} */
                     code?: "UNAVAILABLE";
+                };
+            };
+        };
+        /** @description The body exceeds 5 MiB; nothing was written. */
+        IngestTooLarge: {
+            headers: {
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"] & {
+                    /** @enum {string} */
+                    code?: "PAYLOAD_TOO_LARGE";
+                };
+            };
+        };
+        /** @description The body exceeds 20 MiB, as sent or once decompressed; nothing was written. */
+        TracesTooLarge: {
+            headers: {
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"] & {
+                    /** @enum {string} */
+                    code?: "PAYLOAD_TOO_LARGE";
+                };
+            };
+        };
+        /** @description The Content-Type is not application/x-protobuf or application/json, or the Content-Encoding is not gzip. */
+        UnsupportedMediaType: {
+            headers: {
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"] & {
+                    /** @enum {string} */
+                    code?: "UNSUPPORTED_MEDIA_TYPE";
                 };
             };
         };
@@ -1410,6 +1594,93 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    ingest: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A request id to use and echo; one is generated when absent or not of this form. */
+                "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
+                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
+                "X-Tenant-ID"?: components["parameters"]["TenantHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The batch. */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IngestRequest"];
+            };
+        };
+        responses: {
+            /** @description A result per item, in order. */
+            207: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IngestResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["IngestTooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    exportTraces: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A request id to use and echo; one is generated when absent or not of this form. */
+                "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
+                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
+                "X-Tenant-ID"?: components["parameters"]["TenantHeader"];
+                /** @description gzip, or absent. */
+                "Content-Encoding"?: "gzip" | "identity";
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description An OTLP ExportTraceServiceRequest. */
+        requestBody: {
+            content: {
+                "application/x-protobuf": string;
+                "application/json": {
+                    resourceSpans?: {
+                        [key: string]: unknown;
+                    }[];
+                } & {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description The spans not rejected are stored. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-protobuf": string;
+                    "application/json": components["schemas"]["ExportTraceServiceResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["TracesTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
