@@ -355,6 +355,8 @@ func TestVerifyRejects(t *testing.T) {
 		{"JSON serialization", both, `{"payload":"e30","signatures":[]}`, "malformed token"},
 		{"padded base64", both, parts[0] + "=." + parts[1] + "." + parts[2], "malformed token"},
 		{"standard base64 alphabet", both, strings.NewReplacer("-", "+", "_", "/").Replace(urlOnly), "malformed token"},
+		{"carriage return inside the payload", both, parts[0] + "." + parts[1][:4] + "\r" + parts[1][4:] + "." + parts[2], "malformed token"},
+		{"newline inside the signature", both, parts[0] + "." + parts[1] + "." + parts[2][:4] + "\n" + parts[2][4:], "malformed token"},
 		{"non-zero trailing bits", both, parts[0] + "." + parts[1] + "." + flipTrailingBits(parts[2]), "malformed token"},
 		{"huge", both, strings.Repeat("a", maxTokenLen) + ".b.c", "malformed token"},
 	} {
