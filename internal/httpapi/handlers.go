@@ -293,7 +293,7 @@ func (h *handlers) runStats(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, Data[RunStats]{Data: mapSlice(stats, toRunStats)})
+	return c.JSON(http.StatusOK, Rollup[RunStats]{Window: toRollupWindow(w.WholeHours()), Data: mapSlice(stats, toRunStats)})
 }
 
 func (h *handlers) recordUsage(c echo.Context) error {
@@ -335,7 +335,7 @@ func (h *handlers) usageSummary(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, Data[UsageSummary]{Data: mapSlice(sum, toUsageSummary)})
+	return c.JSON(http.StatusOK, Rollup[UsageSummary]{Window: toRollupWindow(w.WholeHours()), Data: mapSlice(sum, toUsageSummary)})
 }
 
 func (h *handlers) listAudit(c echo.Context) error {

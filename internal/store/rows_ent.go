@@ -86,6 +86,9 @@ func insertRows(ctx context.Context, tx *ent.Tx, rows *runRows) error {
 			return err
 		}
 	}
+	if err := rows.rollup.write(ctx, tx); err != nil {
+		return err
+	}
 	return insertAudit(ctx, tx, rows.audit)
 }
 
