@@ -141,45 +141,40 @@ func (rl *Rollups) tenants(ctx context.Context) ([]uuid.UUID, error) {
 	return out, err
 }
 
-// span returns the whole days [from, to) opts covers for tenantID: its
-// bounds rounded out to days, an open bound taken from the tenant's
-// earliest or latest raw row or rollup.
+// span returns the whole days [from, to) opts covers for tenantID: the
+// days from the tenant's earliest to its latest raw row or rollup, cut to
+// opts' bounds rounded out to whole days.
 func (rl *Rollups) span(ctx context.Context, tenantID uuid.UUID, opts RebuildOptions) (from, to time.Time, err error) {
-	if opts.From.IsZero() || opts.To.IsZero() {
-		d := rl.s.rawSQL()
-		q := ""
-		for i, tc := range [][2]string{{"agent_runs", "created_at"}, {"usage_metrics", "recorded_at"},
-			{"run_rollups", "bucket_start"}, {"usage_rollups", "bucket_start"}, {"run_rollup_deltas", "hour"}, {"usage_rollup_deltas", "hour"}} {
-			if i > 0 {
-				q += " UNION ALL "
-			}
-			q += "SELECT min(" + d.epochUS(tc[1]) + "), max(" + d.epochUS(tc[1]) + ") FROM " + rl.s.table(tc[0]) + " WHERE tenant_id = $1"
+	d := rl.s.rawSQL()
+	q := ""
+	for i, tc := range [][2]string{{"agent_runs", "created_at"}, {"usage_metrics", "recorded_at"},
+		{"run_rollups", "bucket_start"}, {"usage_rollups", "bucket_start"}, {"run_rollup_deltas", "hour"}, {"usage_rollup_deltas", "hour"}} {
+		if i > 0 {
+			q += " UNION ALL "
 		}
-		err = rl.s.query(ctx, q, []any{tenantID}, func(scan func(...any) error) error {
-			var lo, hi sql.NullInt64
-			if err := scan(&lo, &hi); err != nil {
-				return err
-			}
-			if lo.Valid && (from.IsZero() || time.UnixMicro(lo.Int64).Before(from)) {
-				from = time.UnixMicro(lo.Int64).UTC()
-			}
-			if hi.Valid && time.UnixMicro(hi.Int64).After(to) {
-				to = time.UnixMicro(hi.Int64).UTC()
-			}
-			return nil
-		})
-		if err != nil {
-			return from, to, err
-		}
-		if from.IsZero() {
-			return from, from, nil // nothing at all
-		}
-		to = to.Add(time.Microsecond)
+		q += "SELECT min(" + d.epochUS(tc[1]) + "), max(" + d.epochUS(tc[1]) + ") FROM " + rl.s.table(tc[0]) + " WHERE tenant_id = $1"
 	}
-	if !opts.From.IsZero() {
+	err = rl.s.query(ctx, q, []any{tenantID}, func(scan func(...any) error) error {
+		var lo, hi sql.NullInt64
+		if err := scan(&lo, &hi); err != nil {
+			return err
+		}
+		if lo.Valid && (from.IsZero() || time.UnixMicro(lo.Int64).Before(from)) {
+			from = time.UnixMicro(lo.Int64).UTC()
+		}
+		if hi.Valid && time.UnixMicro(hi.Int64).After(to) {
+			to = time.UnixMicro(hi.Int64).UTC()
+		}
+		return nil
+	})
+	if err != nil || from.IsZero() {
+		return from, from, err // nothing at all
+	}
+	to = to.Add(time.Microsecond)
+	if !opts.From.IsZero() && opts.From.After(from) {
 		from = opts.From
 	}
-	if !opts.To.IsZero() {
+	if !opts.To.IsZero() && opts.To.Before(to) {
 		to = opts.To
 	}
 	from = rollup.Day(from)
