@@ -213,3 +213,60 @@ func (w Window) Split() (daysFrom, daysTo time.Time) {
 // CostMicros is a cost in US dollars as whole micro-dollars, the
 // resolution of usage_metrics.cost_usd on PostgreSQL.
 func CostMicros(usd float64) int64 { return int64(math.Round(usd * 1e6)) }
+
+// Dense is a histogram as a slice indexed by bucket+1 (ZeroBucket first),
+// for adding many encoded histograms fast: a read of a month of rollups
+// adds a few hundred of them, and no map hashing is needed.
+type Dense []int64
+
+// AddEncoded adds the histogram encoded in p (Histogram.Encode) to *d.
+func (d *Dense) AddEncoded(p []byte) error {
+	prev := int64(ZeroBucket)
+	for len(p) > 0 {
+		delta, n := binary.Varint(p)
+		if n <= 0 {
+			return errCorrupt
+		}
+		p = p[n:]
+		c, n := binary.Varint(p)
+		if n <= 0 {
+			return errCorrupt
+		}
+		p = p[n:]
+		prev += delta
+		i := int(prev - ZeroBucket)
+		if i < 0 || i > 1<<16 {
+			return errCorrupt
+		}
+		if i >= len(*d) {
+			*d = append(*d, make([]int64, i+1-len(*d))...)
+		}
+		(*d)[i] += c
+	}
+	return nil
+}
+
+// Quantile is Histogram.Quantile of d.
+func (d Dense) Quantile(q float64) (float64, bool) {
+	var n int64
+	for _, c := range d {
+		n += c
+	}
+	if n <= 0 {
+		return 0, false
+	}
+	rank := max(int64(math.Ceil(q*float64(n))), 1)
+	var seen int64
+	last := 0
+	for i, c := range d {
+		if c == 0 {
+			continue
+		}
+		last = i
+		seen += c
+		if seen >= rank {
+			return Representative(int32(i)+ZeroBucket) / 1000, true
+		}
+	}
+	return Representative(int32(last)+ZeroBucket) / 1000, true
+}

@@ -85,7 +85,7 @@ func (s *Store) query(ctx context.Context, query string, args []any, fn func(sca
 
 // runStats reads the run rollups of tenantID over w (whole hours) grouped
 // by kind: status or agentName.
-func (rl *Rollups) runStats(ctx context.Context, tenantID uuid.UUID, w Window, kind string) (map[string]*runFigures, error) {
+func (rl *Rollups) runStats(ctx context.Context, tenantID uuid.UUID, w Window, kind string) (map[string]*runGroup, error) {
 	ws := newWindowSQL(w)
 	deltaKey := "status"
 	if kind == kindAgentName {
@@ -96,7 +96,7 @@ func (rl *Rollups) runStats(ctx context.Context, tenantID uuid.UUID, w Window, k
 UNION ALL
 SELECT ` + deltaKey + `, ` + runFigureCols + ` FROM ` + rl.s.table("run_rollup_deltas") +
 		` WHERE tenant_id = $1 AND ` + ws.deltas
-	out := map[string]*runFigures{}
+	out := map[string]*runGroup{}
 	err := rl.s.query(ctx, q, append([]any{tenantID, kind}, ws.args...), func(scan func(...any) error) error {
 		var key string
 		var f runFigures
@@ -104,20 +104,26 @@ SELECT ` + deltaKey + `, ` + runFigureCols + ` FROM ` + rl.s.table("run_rollup_d
 		if err := scan(append([]any{&key}, scanRunFigures(&f, &hist)...)...); err != nil {
 			return err
 		}
-		if err := decodeHist(&f, hist); err != nil {
-			return err
+		g := out[key]
+		if g == nil {
+			g = &runGroup{}
+			out[key] = g
 		}
-		if out[key] == nil {
-			out[key] = &runFigures{}
-		}
-		out[key].add(f)
-		return nil
+		g.add(f)
+		return g.hist.AddEncoded(hist)
 	})
 	return out, err
 }
 
+// runGroup is the figures of one group of a stats read, its histogram
+// dense for fast adding.
+type runGroup struct {
+	runFigures
+	hist rollup.Dense
+}
+
 // toRunStats turns the figures of a group into its stats.
-func toRunStats(key string, f *runFigures) RunStats {
+func toRunStats(key string, f *runGroup) RunStats {
 	st := RunStats{Key: key, Runs: f.runs, ToolCalls: f.toolCalls, FailedToolCalls: f.failed}
 	if f.durCount > 0 {
 		mean := float64(f.durSumUS) / float64(f.durCount) / 1000
