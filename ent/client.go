@@ -20,9 +20,14 @@ import (
 	"github.com/agentstore/agentstore/ent/agentstep"
 	"github.com/agentstore/agentstore/ent/auditlog"
 	"github.com/agentstore/agentstore/ent/idempotencykey"
+	"github.com/agentstore/agentstore/ent/runrollup"
+	"github.com/agentstore/agentstore/ent/runrollupdelta"
 	"github.com/agentstore/agentstore/ent/systemhealth"
 	"github.com/agentstore/agentstore/ent/toolcall"
 	"github.com/agentstore/agentstore/ent/usagemetric"
+	"github.com/agentstore/agentstore/ent/usagerollup"
+	"github.com/agentstore/agentstore/ent/usagerollupdelta"
+	"github.com/agentstore/agentstore/ent/usagerunmark"
 
 	stdsql "database/sql"
 
@@ -42,12 +47,22 @@ type Client struct {
 	AuditLog *AuditLogClient
 	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
 	IdempotencyKey *IdempotencyKeyClient
+	// RunRollup is the client for interacting with the RunRollup builders.
+	RunRollup *RunRollupClient
+	// RunRollupDelta is the client for interacting with the RunRollupDelta builders.
+	RunRollupDelta *RunRollupDeltaClient
 	// SystemHealth is the client for interacting with the SystemHealth builders.
 	SystemHealth *SystemHealthClient
 	// ToolCall is the client for interacting with the ToolCall builders.
 	ToolCall *ToolCallClient
 	// UsageMetric is the client for interacting with the UsageMetric builders.
 	UsageMetric *UsageMetricClient
+	// UsageRollup is the client for interacting with the UsageRollup builders.
+	UsageRollup *UsageRollupClient
+	// UsageRollupDelta is the client for interacting with the UsageRollupDelta builders.
+	UsageRollupDelta *UsageRollupDeltaClient
+	// UsageRunMark is the client for interacting with the UsageRunMark builders.
+	UsageRunMark *UsageRunMarkClient
 }
 
 // NewClient creates a new client configured with the given options.
@@ -63,9 +78,14 @@ func (c *Client) init() {
 	c.AgentStep = NewAgentStepClient(c.config)
 	c.AuditLog = NewAuditLogClient(c.config)
 	c.IdempotencyKey = NewIdempotencyKeyClient(c.config)
+	c.RunRollup = NewRunRollupClient(c.config)
+	c.RunRollupDelta = NewRunRollupDeltaClient(c.config)
 	c.SystemHealth = NewSystemHealthClient(c.config)
 	c.ToolCall = NewToolCallClient(c.config)
 	c.UsageMetric = NewUsageMetricClient(c.config)
+	c.UsageRollup = NewUsageRollupClient(c.config)
+	c.UsageRollupDelta = NewUsageRollupDeltaClient(c.config)
+	c.UsageRunMark = NewUsageRunMarkClient(c.config)
 }
 
 type (
@@ -158,15 +178,20 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:            ctx,
-		config:         cfg,
-		AgentRun:       NewAgentRunClient(cfg),
-		AgentStep:      NewAgentStepClient(cfg),
-		AuditLog:       NewAuditLogClient(cfg),
-		IdempotencyKey: NewIdempotencyKeyClient(cfg),
-		SystemHealth:   NewSystemHealthClient(cfg),
-		ToolCall:       NewToolCallClient(cfg),
-		UsageMetric:    NewUsageMetricClient(cfg),
+		ctx:              ctx,
+		config:           cfg,
+		AgentRun:         NewAgentRunClient(cfg),
+		AgentStep:        NewAgentStepClient(cfg),
+		AuditLog:         NewAuditLogClient(cfg),
+		IdempotencyKey:   NewIdempotencyKeyClient(cfg),
+		RunRollup:        NewRunRollupClient(cfg),
+		RunRollupDelta:   NewRunRollupDeltaClient(cfg),
+		SystemHealth:     NewSystemHealthClient(cfg),
+		ToolCall:         NewToolCallClient(cfg),
+		UsageMetric:      NewUsageMetricClient(cfg),
+		UsageRollup:      NewUsageRollupClient(cfg),
+		UsageRollupDelta: NewUsageRollupDeltaClient(cfg),
+		UsageRunMark:     NewUsageRunMarkClient(cfg),
 	}, nil
 }
 
@@ -184,15 +209,20 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:            ctx,
-		config:         cfg,
-		AgentRun:       NewAgentRunClient(cfg),
-		AgentStep:      NewAgentStepClient(cfg),
-		AuditLog:       NewAuditLogClient(cfg),
-		IdempotencyKey: NewIdempotencyKeyClient(cfg),
-		SystemHealth:   NewSystemHealthClient(cfg),
-		ToolCall:       NewToolCallClient(cfg),
-		UsageMetric:    NewUsageMetricClient(cfg),
+		ctx:              ctx,
+		config:           cfg,
+		AgentRun:         NewAgentRunClient(cfg),
+		AgentStep:        NewAgentStepClient(cfg),
+		AuditLog:         NewAuditLogClient(cfg),
+		IdempotencyKey:   NewIdempotencyKeyClient(cfg),
+		RunRollup:        NewRunRollupClient(cfg),
+		RunRollupDelta:   NewRunRollupDeltaClient(cfg),
+		SystemHealth:     NewSystemHealthClient(cfg),
+		ToolCall:         NewToolCallClient(cfg),
+		UsageMetric:      NewUsageMetricClient(cfg),
+		UsageRollup:      NewUsageRollupClient(cfg),
+		UsageRollupDelta: NewUsageRollupDeltaClient(cfg),
+		UsageRunMark:     NewUsageRunMarkClient(cfg),
 	}, nil
 }
 
@@ -222,8 +252,9 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.AgentRun, c.AgentStep, c.AuditLog, c.IdempotencyKey, c.SystemHealth,
-		c.ToolCall, c.UsageMetric,
+		c.AgentRun, c.AgentStep, c.AuditLog, c.IdempotencyKey, c.RunRollup,
+		c.RunRollupDelta, c.SystemHealth, c.ToolCall, c.UsageMetric, c.UsageRollup,
+		c.UsageRollupDelta, c.UsageRunMark,
 	} {
 		n.Use(hooks...)
 	}
@@ -233,8 +264,9 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.AgentRun, c.AgentStep, c.AuditLog, c.IdempotencyKey, c.SystemHealth,
-		c.ToolCall, c.UsageMetric,
+		c.AgentRun, c.AgentStep, c.AuditLog, c.IdempotencyKey, c.RunRollup,
+		c.RunRollupDelta, c.SystemHealth, c.ToolCall, c.UsageMetric, c.UsageRollup,
+		c.UsageRollupDelta, c.UsageRunMark,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -251,12 +283,22 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.AuditLog.mutate(ctx, m)
 	case *IdempotencyKeyMutation:
 		return c.IdempotencyKey.mutate(ctx, m)
+	case *RunRollupMutation:
+		return c.RunRollup.mutate(ctx, m)
+	case *RunRollupDeltaMutation:
+		return c.RunRollupDelta.mutate(ctx, m)
 	case *SystemHealthMutation:
 		return c.SystemHealth.mutate(ctx, m)
 	case *ToolCallMutation:
 		return c.ToolCall.mutate(ctx, m)
 	case *UsageMetricMutation:
 		return c.UsageMetric.mutate(ctx, m)
+	case *UsageRollupMutation:
+		return c.UsageRollup.mutate(ctx, m)
+	case *UsageRollupDeltaMutation:
+		return c.UsageRollupDelta.mutate(ctx, m)
+	case *UsageRunMarkMutation:
+		return c.UsageRunMark.mutate(ctx, m)
 	default:
 		return nil, fmt.Errorf("ent: unknown mutation type %T", m)
 	}
@@ -931,6 +973,274 @@ func (c *IdempotencyKeyClient) mutate(ctx context.Context, m *IdempotencyKeyMuta
 	}
 }
 
+// RunRollupClient is a client for the RunRollup schema.
+type RunRollupClient struct {
+	config
+}
+
+// NewRunRollupClient returns a client for the RunRollup from the given config.
+func NewRunRollupClient(c config) *RunRollupClient {
+	return &RunRollupClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `runrollup.Hooks(f(g(h())))`.
+func (c *RunRollupClient) Use(hooks ...Hook) {
+	c.hooks.RunRollup = append(c.hooks.RunRollup, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `runrollup.Intercept(f(g(h())))`.
+func (c *RunRollupClient) Intercept(interceptors ...Interceptor) {
+	c.inters.RunRollup = append(c.inters.RunRollup, interceptors...)
+}
+
+// Create returns a builder for creating a RunRollup entity.
+func (c *RunRollupClient) Create() *RunRollupCreate {
+	mutation := newRunRollupMutation(c.config, OpCreate)
+	return &RunRollupCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of RunRollup entities.
+func (c *RunRollupClient) CreateBulk(builders ...*RunRollupCreate) *RunRollupCreateBulk {
+	return &RunRollupCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *RunRollupClient) MapCreateBulk(slice any, setFunc func(*RunRollupCreate, int)) *RunRollupCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &RunRollupCreateBulk{err: fmt.Errorf("calling to RunRollupClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*RunRollupCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &RunRollupCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for RunRollup.
+func (c *RunRollupClient) Update() *RunRollupUpdate {
+	mutation := newRunRollupMutation(c.config, OpUpdate)
+	return &RunRollupUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *RunRollupClient) UpdateOne(_m *RunRollup) *RunRollupUpdateOne {
+	mutation := newRunRollupMutation(c.config, OpUpdateOne, withRunRollup(_m))
+	return &RunRollupUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *RunRollupClient) UpdateOneID(id int) *RunRollupUpdateOne {
+	mutation := newRunRollupMutation(c.config, OpUpdateOne, withRunRollupID(id))
+	return &RunRollupUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for RunRollup.
+func (c *RunRollupClient) Delete() *RunRollupDelete {
+	mutation := newRunRollupMutation(c.config, OpDelete)
+	return &RunRollupDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *RunRollupClient) DeleteOne(_m *RunRollup) *RunRollupDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *RunRollupClient) DeleteOneID(id int) *RunRollupDeleteOne {
+	builder := c.Delete().Where(runrollup.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &RunRollupDeleteOne{builder}
+}
+
+// Query returns a query builder for RunRollup.
+func (c *RunRollupClient) Query() *RunRollupQuery {
+	return &RunRollupQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeRunRollup},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a RunRollup entity by its id.
+func (c *RunRollupClient) Get(ctx context.Context, id int) (*RunRollup, error) {
+	return c.Query().Where(runrollup.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *RunRollupClient) GetX(ctx context.Context, id int) *RunRollup {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *RunRollupClient) Hooks() []Hook {
+	hooks := c.hooks.RunRollup
+	return append(hooks[:len(hooks):len(hooks)], runrollup.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *RunRollupClient) Interceptors() []Interceptor {
+	return c.inters.RunRollup
+}
+
+func (c *RunRollupClient) mutate(ctx context.Context, m *RunRollupMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&RunRollupCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&RunRollupUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&RunRollupUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&RunRollupDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown RunRollup mutation op: %q", m.Op())
+	}
+}
+
+// RunRollupDeltaClient is a client for the RunRollupDelta schema.
+type RunRollupDeltaClient struct {
+	config
+}
+
+// NewRunRollupDeltaClient returns a client for the RunRollupDelta from the given config.
+func NewRunRollupDeltaClient(c config) *RunRollupDeltaClient {
+	return &RunRollupDeltaClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `runrollupdelta.Hooks(f(g(h())))`.
+func (c *RunRollupDeltaClient) Use(hooks ...Hook) {
+	c.hooks.RunRollupDelta = append(c.hooks.RunRollupDelta, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `runrollupdelta.Intercept(f(g(h())))`.
+func (c *RunRollupDeltaClient) Intercept(interceptors ...Interceptor) {
+	c.inters.RunRollupDelta = append(c.inters.RunRollupDelta, interceptors...)
+}
+
+// Create returns a builder for creating a RunRollupDelta entity.
+func (c *RunRollupDeltaClient) Create() *RunRollupDeltaCreate {
+	mutation := newRunRollupDeltaMutation(c.config, OpCreate)
+	return &RunRollupDeltaCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of RunRollupDelta entities.
+func (c *RunRollupDeltaClient) CreateBulk(builders ...*RunRollupDeltaCreate) *RunRollupDeltaCreateBulk {
+	return &RunRollupDeltaCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *RunRollupDeltaClient) MapCreateBulk(slice any, setFunc func(*RunRollupDeltaCreate, int)) *RunRollupDeltaCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &RunRollupDeltaCreateBulk{err: fmt.Errorf("calling to RunRollupDeltaClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*RunRollupDeltaCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &RunRollupDeltaCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for RunRollupDelta.
+func (c *RunRollupDeltaClient) Update() *RunRollupDeltaUpdate {
+	mutation := newRunRollupDeltaMutation(c.config, OpUpdate)
+	return &RunRollupDeltaUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *RunRollupDeltaClient) UpdateOne(_m *RunRollupDelta) *RunRollupDeltaUpdateOne {
+	mutation := newRunRollupDeltaMutation(c.config, OpUpdateOne, withRunRollupDelta(_m))
+	return &RunRollupDeltaUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *RunRollupDeltaClient) UpdateOneID(id int) *RunRollupDeltaUpdateOne {
+	mutation := newRunRollupDeltaMutation(c.config, OpUpdateOne, withRunRollupDeltaID(id))
+	return &RunRollupDeltaUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for RunRollupDelta.
+func (c *RunRollupDeltaClient) Delete() *RunRollupDeltaDelete {
+	mutation := newRunRollupDeltaMutation(c.config, OpDelete)
+	return &RunRollupDeltaDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *RunRollupDeltaClient) DeleteOne(_m *RunRollupDelta) *RunRollupDeltaDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *RunRollupDeltaClient) DeleteOneID(id int) *RunRollupDeltaDeleteOne {
+	builder := c.Delete().Where(runrollupdelta.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &RunRollupDeltaDeleteOne{builder}
+}
+
+// Query returns a query builder for RunRollupDelta.
+func (c *RunRollupDeltaClient) Query() *RunRollupDeltaQuery {
+	return &RunRollupDeltaQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeRunRollupDelta},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a RunRollupDelta entity by its id.
+func (c *RunRollupDeltaClient) Get(ctx context.Context, id int) (*RunRollupDelta, error) {
+	return c.Query().Where(runrollupdelta.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *RunRollupDeltaClient) GetX(ctx context.Context, id int) *RunRollupDelta {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *RunRollupDeltaClient) Hooks() []Hook {
+	hooks := c.hooks.RunRollupDelta
+	return append(hooks[:len(hooks):len(hooks)], runrollupdelta.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *RunRollupDeltaClient) Interceptors() []Interceptor {
+	return c.inters.RunRollupDelta
+}
+
+func (c *RunRollupDeltaClient) mutate(ctx context.Context, m *RunRollupDeltaMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&RunRollupDeltaCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&RunRollupDeltaUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&RunRollupDeltaUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&RunRollupDeltaDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown RunRollupDelta mutation op: %q", m.Op())
+	}
+}
+
 // SystemHealthClient is a client for the SystemHealth schema.
 type SystemHealthClient struct {
 	config
@@ -1390,15 +1700,419 @@ func (c *UsageMetricClient) mutate(ctx context.Context, m *UsageMetricMutation) 
 	}
 }
 
+// UsageRollupClient is a client for the UsageRollup schema.
+type UsageRollupClient struct {
+	config
+}
+
+// NewUsageRollupClient returns a client for the UsageRollup from the given config.
+func NewUsageRollupClient(c config) *UsageRollupClient {
+	return &UsageRollupClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `usagerollup.Hooks(f(g(h())))`.
+func (c *UsageRollupClient) Use(hooks ...Hook) {
+	c.hooks.UsageRollup = append(c.hooks.UsageRollup, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `usagerollup.Intercept(f(g(h())))`.
+func (c *UsageRollupClient) Intercept(interceptors ...Interceptor) {
+	c.inters.UsageRollup = append(c.inters.UsageRollup, interceptors...)
+}
+
+// Create returns a builder for creating a UsageRollup entity.
+func (c *UsageRollupClient) Create() *UsageRollupCreate {
+	mutation := newUsageRollupMutation(c.config, OpCreate)
+	return &UsageRollupCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of UsageRollup entities.
+func (c *UsageRollupClient) CreateBulk(builders ...*UsageRollupCreate) *UsageRollupCreateBulk {
+	return &UsageRollupCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *UsageRollupClient) MapCreateBulk(slice any, setFunc func(*UsageRollupCreate, int)) *UsageRollupCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &UsageRollupCreateBulk{err: fmt.Errorf("calling to UsageRollupClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*UsageRollupCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &UsageRollupCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for UsageRollup.
+func (c *UsageRollupClient) Update() *UsageRollupUpdate {
+	mutation := newUsageRollupMutation(c.config, OpUpdate)
+	return &UsageRollupUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *UsageRollupClient) UpdateOne(_m *UsageRollup) *UsageRollupUpdateOne {
+	mutation := newUsageRollupMutation(c.config, OpUpdateOne, withUsageRollup(_m))
+	return &UsageRollupUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *UsageRollupClient) UpdateOneID(id int) *UsageRollupUpdateOne {
+	mutation := newUsageRollupMutation(c.config, OpUpdateOne, withUsageRollupID(id))
+	return &UsageRollupUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for UsageRollup.
+func (c *UsageRollupClient) Delete() *UsageRollupDelete {
+	mutation := newUsageRollupMutation(c.config, OpDelete)
+	return &UsageRollupDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *UsageRollupClient) DeleteOne(_m *UsageRollup) *UsageRollupDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *UsageRollupClient) DeleteOneID(id int) *UsageRollupDeleteOne {
+	builder := c.Delete().Where(usagerollup.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &UsageRollupDeleteOne{builder}
+}
+
+// Query returns a query builder for UsageRollup.
+func (c *UsageRollupClient) Query() *UsageRollupQuery {
+	return &UsageRollupQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeUsageRollup},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a UsageRollup entity by its id.
+func (c *UsageRollupClient) Get(ctx context.Context, id int) (*UsageRollup, error) {
+	return c.Query().Where(usagerollup.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *UsageRollupClient) GetX(ctx context.Context, id int) *UsageRollup {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *UsageRollupClient) Hooks() []Hook {
+	hooks := c.hooks.UsageRollup
+	return append(hooks[:len(hooks):len(hooks)], usagerollup.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *UsageRollupClient) Interceptors() []Interceptor {
+	return c.inters.UsageRollup
+}
+
+func (c *UsageRollupClient) mutate(ctx context.Context, m *UsageRollupMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&UsageRollupCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&UsageRollupUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&UsageRollupUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&UsageRollupDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown UsageRollup mutation op: %q", m.Op())
+	}
+}
+
+// UsageRollupDeltaClient is a client for the UsageRollupDelta schema.
+type UsageRollupDeltaClient struct {
+	config
+}
+
+// NewUsageRollupDeltaClient returns a client for the UsageRollupDelta from the given config.
+func NewUsageRollupDeltaClient(c config) *UsageRollupDeltaClient {
+	return &UsageRollupDeltaClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `usagerollupdelta.Hooks(f(g(h())))`.
+func (c *UsageRollupDeltaClient) Use(hooks ...Hook) {
+	c.hooks.UsageRollupDelta = append(c.hooks.UsageRollupDelta, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `usagerollupdelta.Intercept(f(g(h())))`.
+func (c *UsageRollupDeltaClient) Intercept(interceptors ...Interceptor) {
+	c.inters.UsageRollupDelta = append(c.inters.UsageRollupDelta, interceptors...)
+}
+
+// Create returns a builder for creating a UsageRollupDelta entity.
+func (c *UsageRollupDeltaClient) Create() *UsageRollupDeltaCreate {
+	mutation := newUsageRollupDeltaMutation(c.config, OpCreate)
+	return &UsageRollupDeltaCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of UsageRollupDelta entities.
+func (c *UsageRollupDeltaClient) CreateBulk(builders ...*UsageRollupDeltaCreate) *UsageRollupDeltaCreateBulk {
+	return &UsageRollupDeltaCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *UsageRollupDeltaClient) MapCreateBulk(slice any, setFunc func(*UsageRollupDeltaCreate, int)) *UsageRollupDeltaCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &UsageRollupDeltaCreateBulk{err: fmt.Errorf("calling to UsageRollupDeltaClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*UsageRollupDeltaCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &UsageRollupDeltaCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for UsageRollupDelta.
+func (c *UsageRollupDeltaClient) Update() *UsageRollupDeltaUpdate {
+	mutation := newUsageRollupDeltaMutation(c.config, OpUpdate)
+	return &UsageRollupDeltaUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *UsageRollupDeltaClient) UpdateOne(_m *UsageRollupDelta) *UsageRollupDeltaUpdateOne {
+	mutation := newUsageRollupDeltaMutation(c.config, OpUpdateOne, withUsageRollupDelta(_m))
+	return &UsageRollupDeltaUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *UsageRollupDeltaClient) UpdateOneID(id int) *UsageRollupDeltaUpdateOne {
+	mutation := newUsageRollupDeltaMutation(c.config, OpUpdateOne, withUsageRollupDeltaID(id))
+	return &UsageRollupDeltaUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for UsageRollupDelta.
+func (c *UsageRollupDeltaClient) Delete() *UsageRollupDeltaDelete {
+	mutation := newUsageRollupDeltaMutation(c.config, OpDelete)
+	return &UsageRollupDeltaDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *UsageRollupDeltaClient) DeleteOne(_m *UsageRollupDelta) *UsageRollupDeltaDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *UsageRollupDeltaClient) DeleteOneID(id int) *UsageRollupDeltaDeleteOne {
+	builder := c.Delete().Where(usagerollupdelta.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &UsageRollupDeltaDeleteOne{builder}
+}
+
+// Query returns a query builder for UsageRollupDelta.
+func (c *UsageRollupDeltaClient) Query() *UsageRollupDeltaQuery {
+	return &UsageRollupDeltaQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeUsageRollupDelta},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a UsageRollupDelta entity by its id.
+func (c *UsageRollupDeltaClient) Get(ctx context.Context, id int) (*UsageRollupDelta, error) {
+	return c.Query().Where(usagerollupdelta.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *UsageRollupDeltaClient) GetX(ctx context.Context, id int) *UsageRollupDelta {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *UsageRollupDeltaClient) Hooks() []Hook {
+	hooks := c.hooks.UsageRollupDelta
+	return append(hooks[:len(hooks):len(hooks)], usagerollupdelta.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *UsageRollupDeltaClient) Interceptors() []Interceptor {
+	return c.inters.UsageRollupDelta
+}
+
+func (c *UsageRollupDeltaClient) mutate(ctx context.Context, m *UsageRollupDeltaMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&UsageRollupDeltaCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&UsageRollupDeltaUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&UsageRollupDeltaUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&UsageRollupDeltaDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown UsageRollupDelta mutation op: %q", m.Op())
+	}
+}
+
+// UsageRunMarkClient is a client for the UsageRunMark schema.
+type UsageRunMarkClient struct {
+	config
+}
+
+// NewUsageRunMarkClient returns a client for the UsageRunMark from the given config.
+func NewUsageRunMarkClient(c config) *UsageRunMarkClient {
+	return &UsageRunMarkClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `usagerunmark.Hooks(f(g(h())))`.
+func (c *UsageRunMarkClient) Use(hooks ...Hook) {
+	c.hooks.UsageRunMark = append(c.hooks.UsageRunMark, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `usagerunmark.Intercept(f(g(h())))`.
+func (c *UsageRunMarkClient) Intercept(interceptors ...Interceptor) {
+	c.inters.UsageRunMark = append(c.inters.UsageRunMark, interceptors...)
+}
+
+// Create returns a builder for creating a UsageRunMark entity.
+func (c *UsageRunMarkClient) Create() *UsageRunMarkCreate {
+	mutation := newUsageRunMarkMutation(c.config, OpCreate)
+	return &UsageRunMarkCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of UsageRunMark entities.
+func (c *UsageRunMarkClient) CreateBulk(builders ...*UsageRunMarkCreate) *UsageRunMarkCreateBulk {
+	return &UsageRunMarkCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *UsageRunMarkClient) MapCreateBulk(slice any, setFunc func(*UsageRunMarkCreate, int)) *UsageRunMarkCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &UsageRunMarkCreateBulk{err: fmt.Errorf("calling to UsageRunMarkClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*UsageRunMarkCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &UsageRunMarkCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for UsageRunMark.
+func (c *UsageRunMarkClient) Update() *UsageRunMarkUpdate {
+	mutation := newUsageRunMarkMutation(c.config, OpUpdate)
+	return &UsageRunMarkUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *UsageRunMarkClient) UpdateOne(_m *UsageRunMark) *UsageRunMarkUpdateOne {
+	mutation := newUsageRunMarkMutation(c.config, OpUpdateOne, withUsageRunMark(_m))
+	return &UsageRunMarkUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *UsageRunMarkClient) UpdateOneID(id int) *UsageRunMarkUpdateOne {
+	mutation := newUsageRunMarkMutation(c.config, OpUpdateOne, withUsageRunMarkID(id))
+	return &UsageRunMarkUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for UsageRunMark.
+func (c *UsageRunMarkClient) Delete() *UsageRunMarkDelete {
+	mutation := newUsageRunMarkMutation(c.config, OpDelete)
+	return &UsageRunMarkDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *UsageRunMarkClient) DeleteOne(_m *UsageRunMark) *UsageRunMarkDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *UsageRunMarkClient) DeleteOneID(id int) *UsageRunMarkDeleteOne {
+	builder := c.Delete().Where(usagerunmark.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &UsageRunMarkDeleteOne{builder}
+}
+
+// Query returns a query builder for UsageRunMark.
+func (c *UsageRunMarkClient) Query() *UsageRunMarkQuery {
+	return &UsageRunMarkQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeUsageRunMark},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a UsageRunMark entity by its id.
+func (c *UsageRunMarkClient) Get(ctx context.Context, id int) (*UsageRunMark, error) {
+	return c.Query().Where(usagerunmark.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *UsageRunMarkClient) GetX(ctx context.Context, id int) *UsageRunMark {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *UsageRunMarkClient) Hooks() []Hook {
+	hooks := c.hooks.UsageRunMark
+	return append(hooks[:len(hooks):len(hooks)], usagerunmark.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *UsageRunMarkClient) Interceptors() []Interceptor {
+	return c.inters.UsageRunMark
+}
+
+func (c *UsageRunMarkClient) mutate(ctx context.Context, m *UsageRunMarkMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&UsageRunMarkCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&UsageRunMarkUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&UsageRunMarkUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&UsageRunMarkDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown UsageRunMark mutation op: %q", m.Op())
+	}
+}
+
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		AgentRun, AgentStep, AuditLog, IdempotencyKey, SystemHealth, ToolCall,
-		UsageMetric []ent.Hook
+		AgentRun, AgentStep, AuditLog, IdempotencyKey, RunRollup, RunRollupDelta,
+		SystemHealth, ToolCall, UsageMetric, UsageRollup, UsageRollupDelta,
+		UsageRunMark []ent.Hook
 	}
 	inters struct {
-		AgentRun, AgentStep, AuditLog, IdempotencyKey, SystemHealth, ToolCall,
-		UsageMetric []ent.Interceptor
+		AgentRun, AgentStep, AuditLog, IdempotencyKey, RunRollup, RunRollupDelta,
+		SystemHealth, ToolCall, UsageMetric, UsageRollup, UsageRollupDelta,
+		UsageRunMark []ent.Interceptor
 	}
 )
 

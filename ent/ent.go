@@ -16,9 +16,14 @@ import (
 	"github.com/agentstore/agentstore/ent/agentstep"
 	"github.com/agentstore/agentstore/ent/auditlog"
 	"github.com/agentstore/agentstore/ent/idempotencykey"
+	"github.com/agentstore/agentstore/ent/runrollup"
+	"github.com/agentstore/agentstore/ent/runrollupdelta"
 	"github.com/agentstore/agentstore/ent/systemhealth"
 	"github.com/agentstore/agentstore/ent/toolcall"
 	"github.com/agentstore/agentstore/ent/usagemetric"
+	"github.com/agentstore/agentstore/ent/usagerollup"
+	"github.com/agentstore/agentstore/ent/usagerollupdelta"
+	"github.com/agentstore/agentstore/ent/usagerunmark"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -79,13 +84,18 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			agentrun.Table:       agentrun.ValidColumn,
-			agentstep.Table:      agentstep.ValidColumn,
-			auditlog.Table:       auditlog.ValidColumn,
-			idempotencykey.Table: idempotencykey.ValidColumn,
-			systemhealth.Table:   systemhealth.ValidColumn,
-			toolcall.Table:       toolcall.ValidColumn,
-			usagemetric.Table:    usagemetric.ValidColumn,
+			agentrun.Table:         agentrun.ValidColumn,
+			agentstep.Table:        agentstep.ValidColumn,
+			auditlog.Table:         auditlog.ValidColumn,
+			idempotencykey.Table:   idempotencykey.ValidColumn,
+			runrollup.Table:        runrollup.ValidColumn,
+			runrollupdelta.Table:   runrollupdelta.ValidColumn,
+			systemhealth.Table:     systemhealth.ValidColumn,
+			toolcall.Table:         toolcall.ValidColumn,
+			usagemetric.Table:      usagemetric.ValidColumn,
+			usagerollup.Table:      usagerollup.ValidColumn,
+			usagerollupdelta.Table: usagerollupdelta.ValidColumn,
+			usagerunmark.Table:     usagerunmark.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

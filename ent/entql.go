@@ -8,9 +8,14 @@ import (
 	"github.com/agentstore/agentstore/ent/auditlog"
 	"github.com/agentstore/agentstore/ent/idempotencykey"
 	"github.com/agentstore/agentstore/ent/predicate"
+	"github.com/agentstore/agentstore/ent/runrollup"
+	"github.com/agentstore/agentstore/ent/runrollupdelta"
 	"github.com/agentstore/agentstore/ent/systemhealth"
 	"github.com/agentstore/agentstore/ent/toolcall"
 	"github.com/agentstore/agentstore/ent/usagemetric"
+	"github.com/agentstore/agentstore/ent/usagerollup"
+	"github.com/agentstore/agentstore/ent/usagerollupdelta"
+	"github.com/agentstore/agentstore/ent/usagerunmark"
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
@@ -20,7 +25,7 @@ import (
 
 // schemaGraph holds a representation of ent/schema at runtime.
 var schemaGraph = func() *sqlgraph.Schema {
-	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 7)}
+	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 12)}
 	graph.Nodes[0] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   agentrun.Table,
@@ -119,6 +124,53 @@ var schemaGraph = func() *sqlgraph.Schema {
 	}
 	graph.Nodes[4] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
+			Table:   runrollup.Table,
+			Columns: runrollup.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: runrollup.FieldID,
+			},
+		},
+		Type: "RunRollup",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			runrollup.FieldTenantID:        {Type: field.TypeUUID, Column: runrollup.FieldTenantID},
+			runrollup.FieldGrain:           {Type: field.TypeEnum, Column: runrollup.FieldGrain},
+			runrollup.FieldBucketStart:     {Type: field.TypeTime, Column: runrollup.FieldBucketStart},
+			runrollup.FieldKind:            {Type: field.TypeString, Column: runrollup.FieldKind},
+			runrollup.FieldKey:             {Type: field.TypeString, Column: runrollup.FieldKey},
+			runrollup.FieldRuns:            {Type: field.TypeInt64, Column: runrollup.FieldRuns},
+			runrollup.FieldDurationCount:   {Type: field.TypeInt64, Column: runrollup.FieldDurationCount},
+			runrollup.FieldDurationSumUs:   {Type: field.TypeInt64, Column: runrollup.FieldDurationSumUs},
+			runrollup.FieldToolCalls:       {Type: field.TypeInt64, Column: runrollup.FieldToolCalls},
+			runrollup.FieldFailedToolCalls: {Type: field.TypeInt64, Column: runrollup.FieldFailedToolCalls},
+			runrollup.FieldHistogram:       {Type: field.TypeBytes, Column: runrollup.FieldHistogram},
+		},
+	}
+	graph.Nodes[5] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   runrollupdelta.Table,
+			Columns: runrollupdelta.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: runrollupdelta.FieldID,
+			},
+		},
+		Type: "RunRollupDelta",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			runrollupdelta.FieldTenantID:        {Type: field.TypeUUID, Column: runrollupdelta.FieldTenantID},
+			runrollupdelta.FieldHour:            {Type: field.TypeTime, Column: runrollupdelta.FieldHour},
+			runrollupdelta.FieldStatus:          {Type: field.TypeString, Column: runrollupdelta.FieldStatus},
+			runrollupdelta.FieldAgentName:       {Type: field.TypeString, Column: runrollupdelta.FieldAgentName},
+			runrollupdelta.FieldRuns:            {Type: field.TypeInt64, Column: runrollupdelta.FieldRuns},
+			runrollupdelta.FieldDurationCount:   {Type: field.TypeInt64, Column: runrollupdelta.FieldDurationCount},
+			runrollupdelta.FieldDurationSumUs:   {Type: field.TypeInt64, Column: runrollupdelta.FieldDurationSumUs},
+			runrollupdelta.FieldToolCalls:       {Type: field.TypeInt64, Column: runrollupdelta.FieldToolCalls},
+			runrollupdelta.FieldFailedToolCalls: {Type: field.TypeInt64, Column: runrollupdelta.FieldFailedToolCalls},
+			runrollupdelta.FieldHistogram:       {Type: field.TypeBytes, Column: runrollupdelta.FieldHistogram},
+		},
+	}
+	graph.Nodes[6] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
 			Table:   systemhealth.Table,
 			Columns: systemhealth.Columns,
 			ID: &sqlgraph.FieldSpec{
@@ -135,7 +187,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			systemhealth.FieldCheckedAt: {Type: field.TypeTime, Column: systemhealth.FieldCheckedAt},
 		},
 	}
-	graph.Nodes[5] = &sqlgraph.Node{
+	graph.Nodes[7] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   toolcall.Table,
 			Columns: toolcall.Columns,
@@ -160,7 +212,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			toolcall.FieldEndedAt:    {Type: field.TypeTime, Column: toolcall.FieldEndedAt},
 		},
 	}
-	graph.Nodes[6] = &sqlgraph.Node{
+	graph.Nodes[8] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   usagemetric.Table,
 			Columns: usagemetric.Columns,
@@ -180,6 +232,73 @@ var schemaGraph = func() *sqlgraph.Schema {
 			usagemetric.FieldTotalTokens:       {Type: field.TypeInt64, Column: usagemetric.FieldTotalTokens},
 			usagemetric.FieldCostUsd:           {Type: field.TypeFloat64, Column: usagemetric.FieldCostUsd},
 			usagemetric.FieldRecordedAt:        {Type: field.TypeTime, Column: usagemetric.FieldRecordedAt},
+		},
+	}
+	graph.Nodes[9] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   usagerollup.Table,
+			Columns: usagerollup.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: usagerollup.FieldID,
+			},
+		},
+		Type: "UsageRollup",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			usagerollup.FieldTenantID:          {Type: field.TypeUUID, Column: usagerollup.FieldTenantID},
+			usagerollup.FieldGrain:             {Type: field.TypeEnum, Column: usagerollup.FieldGrain},
+			usagerollup.FieldBucketStart:       {Type: field.TypeTime, Column: usagerollup.FieldBucketStart},
+			usagerollup.FieldKind:              {Type: field.TypeString, Column: usagerollup.FieldKind},
+			usagerollup.FieldKey:               {Type: field.TypeString, Column: usagerollup.FieldKey},
+			usagerollup.FieldInputTokens:       {Type: field.TypeInt64, Column: usagerollup.FieldInputTokens},
+			usagerollup.FieldOutputTokens:      {Type: field.TypeInt64, Column: usagerollup.FieldOutputTokens},
+			usagerollup.FieldCachedInputTokens: {Type: field.TypeInt64, Column: usagerollup.FieldCachedInputTokens},
+			usagerollup.FieldTotalTokens:       {Type: field.TypeInt64, Column: usagerollup.FieldTotalTokens},
+			usagerollup.FieldCostMicros:        {Type: field.TypeInt64, Column: usagerollup.FieldCostMicros},
+			usagerollup.FieldRuns:              {Type: field.TypeInt64, Column: usagerollup.FieldRuns},
+			usagerollup.FieldRecords:           {Type: field.TypeInt64, Column: usagerollup.FieldRecords},
+		},
+	}
+	graph.Nodes[10] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   usagerollupdelta.Table,
+			Columns: usagerollupdelta.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: usagerollupdelta.FieldID,
+			},
+		},
+		Type: "UsageRollupDelta",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			usagerollupdelta.FieldTenantID:          {Type: field.TypeUUID, Column: usagerollupdelta.FieldTenantID},
+			usagerollupdelta.FieldHour:              {Type: field.TypeTime, Column: usagerollupdelta.FieldHour},
+			usagerollupdelta.FieldModel:             {Type: field.TypeString, Column: usagerollupdelta.FieldModel},
+			usagerollupdelta.FieldAgentName:         {Type: field.TypeString, Column: usagerollupdelta.FieldAgentName},
+			usagerollupdelta.FieldModelRuns:         {Type: field.TypeInt64, Column: usagerollupdelta.FieldModelRuns},
+			usagerollupdelta.FieldInputTokens:       {Type: field.TypeInt64, Column: usagerollupdelta.FieldInputTokens},
+			usagerollupdelta.FieldOutputTokens:      {Type: field.TypeInt64, Column: usagerollupdelta.FieldOutputTokens},
+			usagerollupdelta.FieldCachedInputTokens: {Type: field.TypeInt64, Column: usagerollupdelta.FieldCachedInputTokens},
+			usagerollupdelta.FieldTotalTokens:       {Type: field.TypeInt64, Column: usagerollupdelta.FieldTotalTokens},
+			usagerollupdelta.FieldCostMicros:        {Type: field.TypeInt64, Column: usagerollupdelta.FieldCostMicros},
+			usagerollupdelta.FieldRuns:              {Type: field.TypeInt64, Column: usagerollupdelta.FieldRuns},
+			usagerollupdelta.FieldRecords:           {Type: field.TypeInt64, Column: usagerollupdelta.FieldRecords},
+		},
+	}
+	graph.Nodes[11] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   usagerunmark.Table,
+			Columns: usagerunmark.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: usagerunmark.FieldID,
+			},
+		},
+		Type: "UsageRunMark",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			usagerunmark.FieldTenantID: {Type: field.TypeUUID, Column: usagerunmark.FieldTenantID},
+			usagerunmark.FieldRunID:    {Type: field.TypeUUID, Column: usagerunmark.FieldRunID},
+			usagerunmark.FieldModel:    {Type: field.TypeString, Column: usagerunmark.FieldModel},
+			usagerunmark.FieldHour:     {Type: field.TypeTime, Column: usagerunmark.FieldHour},
 		},
 	}
 	graph.MustAddE(
@@ -790,6 +909,191 @@ func (f *IdempotencyKeyFilter) WhereResponse(p entql.BytesP) {
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *RunRollupQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the RunRollupQuery builder.
+func (_q *RunRollupQuery) Filter() *RunRollupFilter {
+	return &RunRollupFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *RunRollupMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the RunRollupMutation builder.
+func (m *RunRollupMutation) Filter() *RunRollupFilter {
+	return &RunRollupFilter{config: m.config, predicateAdder: m}
+}
+
+// RunRollupFilter provides a generic filtering capability at runtime for RunRollupQuery.
+type RunRollupFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *RunRollupFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[4].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *RunRollupFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(runrollup.FieldID))
+}
+
+// WhereTenantID applies the entql [16]byte predicate on the tenant_id field.
+func (f *RunRollupFilter) WhereTenantID(p entql.ValueP) {
+	f.Where(p.Field(runrollup.FieldTenantID))
+}
+
+// WhereGrain applies the entql string predicate on the grain field.
+func (f *RunRollupFilter) WhereGrain(p entql.StringP) {
+	f.Where(p.Field(runrollup.FieldGrain))
+}
+
+// WhereBucketStart applies the entql time.Time predicate on the bucket_start field.
+func (f *RunRollupFilter) WhereBucketStart(p entql.TimeP) {
+	f.Where(p.Field(runrollup.FieldBucketStart))
+}
+
+// WhereKind applies the entql string predicate on the kind field.
+func (f *RunRollupFilter) WhereKind(p entql.StringP) {
+	f.Where(p.Field(runrollup.FieldKind))
+}
+
+// WhereKey applies the entql string predicate on the key field.
+func (f *RunRollupFilter) WhereKey(p entql.StringP) {
+	f.Where(p.Field(runrollup.FieldKey))
+}
+
+// WhereRuns applies the entql int64 predicate on the runs field.
+func (f *RunRollupFilter) WhereRuns(p entql.Int64P) {
+	f.Where(p.Field(runrollup.FieldRuns))
+}
+
+// WhereDurationCount applies the entql int64 predicate on the duration_count field.
+func (f *RunRollupFilter) WhereDurationCount(p entql.Int64P) {
+	f.Where(p.Field(runrollup.FieldDurationCount))
+}
+
+// WhereDurationSumUs applies the entql int64 predicate on the duration_sum_us field.
+func (f *RunRollupFilter) WhereDurationSumUs(p entql.Int64P) {
+	f.Where(p.Field(runrollup.FieldDurationSumUs))
+}
+
+// WhereToolCalls applies the entql int64 predicate on the tool_calls field.
+func (f *RunRollupFilter) WhereToolCalls(p entql.Int64P) {
+	f.Where(p.Field(runrollup.FieldToolCalls))
+}
+
+// WhereFailedToolCalls applies the entql int64 predicate on the failed_tool_calls field.
+func (f *RunRollupFilter) WhereFailedToolCalls(p entql.Int64P) {
+	f.Where(p.Field(runrollup.FieldFailedToolCalls))
+}
+
+// WhereHistogram applies the entql []byte predicate on the histogram field.
+func (f *RunRollupFilter) WhereHistogram(p entql.BytesP) {
+	f.Where(p.Field(runrollup.FieldHistogram))
+}
+
+// addPredicate implements the predicateAdder interface.
+func (_q *RunRollupDeltaQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the RunRollupDeltaQuery builder.
+func (_q *RunRollupDeltaQuery) Filter() *RunRollupDeltaFilter {
+	return &RunRollupDeltaFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *RunRollupDeltaMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the RunRollupDeltaMutation builder.
+func (m *RunRollupDeltaMutation) Filter() *RunRollupDeltaFilter {
+	return &RunRollupDeltaFilter{config: m.config, predicateAdder: m}
+}
+
+// RunRollupDeltaFilter provides a generic filtering capability at runtime for RunRollupDeltaQuery.
+type RunRollupDeltaFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *RunRollupDeltaFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *RunRollupDeltaFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(runrollupdelta.FieldID))
+}
+
+// WhereTenantID applies the entql [16]byte predicate on the tenant_id field.
+func (f *RunRollupDeltaFilter) WhereTenantID(p entql.ValueP) {
+	f.Where(p.Field(runrollupdelta.FieldTenantID))
+}
+
+// WhereHour applies the entql time.Time predicate on the hour field.
+func (f *RunRollupDeltaFilter) WhereHour(p entql.TimeP) {
+	f.Where(p.Field(runrollupdelta.FieldHour))
+}
+
+// WhereStatus applies the entql string predicate on the status field.
+func (f *RunRollupDeltaFilter) WhereStatus(p entql.StringP) {
+	f.Where(p.Field(runrollupdelta.FieldStatus))
+}
+
+// WhereAgentName applies the entql string predicate on the agent_name field.
+func (f *RunRollupDeltaFilter) WhereAgentName(p entql.StringP) {
+	f.Where(p.Field(runrollupdelta.FieldAgentName))
+}
+
+// WhereRuns applies the entql int64 predicate on the runs field.
+func (f *RunRollupDeltaFilter) WhereRuns(p entql.Int64P) {
+	f.Where(p.Field(runrollupdelta.FieldRuns))
+}
+
+// WhereDurationCount applies the entql int64 predicate on the duration_count field.
+func (f *RunRollupDeltaFilter) WhereDurationCount(p entql.Int64P) {
+	f.Where(p.Field(runrollupdelta.FieldDurationCount))
+}
+
+// WhereDurationSumUs applies the entql int64 predicate on the duration_sum_us field.
+func (f *RunRollupDeltaFilter) WhereDurationSumUs(p entql.Int64P) {
+	f.Where(p.Field(runrollupdelta.FieldDurationSumUs))
+}
+
+// WhereToolCalls applies the entql int64 predicate on the tool_calls field.
+func (f *RunRollupDeltaFilter) WhereToolCalls(p entql.Int64P) {
+	f.Where(p.Field(runrollupdelta.FieldToolCalls))
+}
+
+// WhereFailedToolCalls applies the entql int64 predicate on the failed_tool_calls field.
+func (f *RunRollupDeltaFilter) WhereFailedToolCalls(p entql.Int64P) {
+	f.Where(p.Field(runrollupdelta.FieldFailedToolCalls))
+}
+
+// WhereHistogram applies the entql []byte predicate on the histogram field.
+func (f *RunRollupDeltaFilter) WhereHistogram(p entql.BytesP) {
+	f.Where(p.Field(runrollupdelta.FieldHistogram))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *SystemHealthQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -818,7 +1122,7 @@ type SystemHealthFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *SystemHealthFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[4].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -883,7 +1187,7 @@ type ToolCallFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *ToolCallFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[7].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1011,7 +1315,7 @@ type UsageMetricFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *UsageMetricFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[8].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1079,4 +1383,264 @@ func (f *UsageMetricFilter) WhereHasRunWith(preds ...predicate.AgentRun) {
 			p(s)
 		}
 	})))
+}
+
+// addPredicate implements the predicateAdder interface.
+func (_q *UsageRollupQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the UsageRollupQuery builder.
+func (_q *UsageRollupQuery) Filter() *UsageRollupFilter {
+	return &UsageRollupFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *UsageRollupMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the UsageRollupMutation builder.
+func (m *UsageRollupMutation) Filter() *UsageRollupFilter {
+	return &UsageRollupFilter{config: m.config, predicateAdder: m}
+}
+
+// UsageRollupFilter provides a generic filtering capability at runtime for UsageRollupQuery.
+type UsageRollupFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *UsageRollupFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *UsageRollupFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(usagerollup.FieldID))
+}
+
+// WhereTenantID applies the entql [16]byte predicate on the tenant_id field.
+func (f *UsageRollupFilter) WhereTenantID(p entql.ValueP) {
+	f.Where(p.Field(usagerollup.FieldTenantID))
+}
+
+// WhereGrain applies the entql string predicate on the grain field.
+func (f *UsageRollupFilter) WhereGrain(p entql.StringP) {
+	f.Where(p.Field(usagerollup.FieldGrain))
+}
+
+// WhereBucketStart applies the entql time.Time predicate on the bucket_start field.
+func (f *UsageRollupFilter) WhereBucketStart(p entql.TimeP) {
+	f.Where(p.Field(usagerollup.FieldBucketStart))
+}
+
+// WhereKind applies the entql string predicate on the kind field.
+func (f *UsageRollupFilter) WhereKind(p entql.StringP) {
+	f.Where(p.Field(usagerollup.FieldKind))
+}
+
+// WhereKey applies the entql string predicate on the key field.
+func (f *UsageRollupFilter) WhereKey(p entql.StringP) {
+	f.Where(p.Field(usagerollup.FieldKey))
+}
+
+// WhereInputTokens applies the entql int64 predicate on the input_tokens field.
+func (f *UsageRollupFilter) WhereInputTokens(p entql.Int64P) {
+	f.Where(p.Field(usagerollup.FieldInputTokens))
+}
+
+// WhereOutputTokens applies the entql int64 predicate on the output_tokens field.
+func (f *UsageRollupFilter) WhereOutputTokens(p entql.Int64P) {
+	f.Where(p.Field(usagerollup.FieldOutputTokens))
+}
+
+// WhereCachedInputTokens applies the entql int64 predicate on the cached_input_tokens field.
+func (f *UsageRollupFilter) WhereCachedInputTokens(p entql.Int64P) {
+	f.Where(p.Field(usagerollup.FieldCachedInputTokens))
+}
+
+// WhereTotalTokens applies the entql int64 predicate on the total_tokens field.
+func (f *UsageRollupFilter) WhereTotalTokens(p entql.Int64P) {
+	f.Where(p.Field(usagerollup.FieldTotalTokens))
+}
+
+// WhereCostMicros applies the entql int64 predicate on the cost_micros field.
+func (f *UsageRollupFilter) WhereCostMicros(p entql.Int64P) {
+	f.Where(p.Field(usagerollup.FieldCostMicros))
+}
+
+// WhereRuns applies the entql int64 predicate on the runs field.
+func (f *UsageRollupFilter) WhereRuns(p entql.Int64P) {
+	f.Where(p.Field(usagerollup.FieldRuns))
+}
+
+// WhereRecords applies the entql int64 predicate on the records field.
+func (f *UsageRollupFilter) WhereRecords(p entql.Int64P) {
+	f.Where(p.Field(usagerollup.FieldRecords))
+}
+
+// addPredicate implements the predicateAdder interface.
+func (_q *UsageRollupDeltaQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the UsageRollupDeltaQuery builder.
+func (_q *UsageRollupDeltaQuery) Filter() *UsageRollupDeltaFilter {
+	return &UsageRollupDeltaFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *UsageRollupDeltaMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the UsageRollupDeltaMutation builder.
+func (m *UsageRollupDeltaMutation) Filter() *UsageRollupDeltaFilter {
+	return &UsageRollupDeltaFilter{config: m.config, predicateAdder: m}
+}
+
+// UsageRollupDeltaFilter provides a generic filtering capability at runtime for UsageRollupDeltaQuery.
+type UsageRollupDeltaFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *UsageRollupDeltaFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *UsageRollupDeltaFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(usagerollupdelta.FieldID))
+}
+
+// WhereTenantID applies the entql [16]byte predicate on the tenant_id field.
+func (f *UsageRollupDeltaFilter) WhereTenantID(p entql.ValueP) {
+	f.Where(p.Field(usagerollupdelta.FieldTenantID))
+}
+
+// WhereHour applies the entql time.Time predicate on the hour field.
+func (f *UsageRollupDeltaFilter) WhereHour(p entql.TimeP) {
+	f.Where(p.Field(usagerollupdelta.FieldHour))
+}
+
+// WhereModel applies the entql string predicate on the model field.
+func (f *UsageRollupDeltaFilter) WhereModel(p entql.StringP) {
+	f.Where(p.Field(usagerollupdelta.FieldModel))
+}
+
+// WhereAgentName applies the entql string predicate on the agent_name field.
+func (f *UsageRollupDeltaFilter) WhereAgentName(p entql.StringP) {
+	f.Where(p.Field(usagerollupdelta.FieldAgentName))
+}
+
+// WhereModelRuns applies the entql int64 predicate on the model_runs field.
+func (f *UsageRollupDeltaFilter) WhereModelRuns(p entql.Int64P) {
+	f.Where(p.Field(usagerollupdelta.FieldModelRuns))
+}
+
+// WhereInputTokens applies the entql int64 predicate on the input_tokens field.
+func (f *UsageRollupDeltaFilter) WhereInputTokens(p entql.Int64P) {
+	f.Where(p.Field(usagerollupdelta.FieldInputTokens))
+}
+
+// WhereOutputTokens applies the entql int64 predicate on the output_tokens field.
+func (f *UsageRollupDeltaFilter) WhereOutputTokens(p entql.Int64P) {
+	f.Where(p.Field(usagerollupdelta.FieldOutputTokens))
+}
+
+// WhereCachedInputTokens applies the entql int64 predicate on the cached_input_tokens field.
+func (f *UsageRollupDeltaFilter) WhereCachedInputTokens(p entql.Int64P) {
+	f.Where(p.Field(usagerollupdelta.FieldCachedInputTokens))
+}
+
+// WhereTotalTokens applies the entql int64 predicate on the total_tokens field.
+func (f *UsageRollupDeltaFilter) WhereTotalTokens(p entql.Int64P) {
+	f.Where(p.Field(usagerollupdelta.FieldTotalTokens))
+}
+
+// WhereCostMicros applies the entql int64 predicate on the cost_micros field.
+func (f *UsageRollupDeltaFilter) WhereCostMicros(p entql.Int64P) {
+	f.Where(p.Field(usagerollupdelta.FieldCostMicros))
+}
+
+// WhereRuns applies the entql int64 predicate on the runs field.
+func (f *UsageRollupDeltaFilter) WhereRuns(p entql.Int64P) {
+	f.Where(p.Field(usagerollupdelta.FieldRuns))
+}
+
+// WhereRecords applies the entql int64 predicate on the records field.
+func (f *UsageRollupDeltaFilter) WhereRecords(p entql.Int64P) {
+	f.Where(p.Field(usagerollupdelta.FieldRecords))
+}
+
+// addPredicate implements the predicateAdder interface.
+func (_q *UsageRunMarkQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the UsageRunMarkQuery builder.
+func (_q *UsageRunMarkQuery) Filter() *UsageRunMarkFilter {
+	return &UsageRunMarkFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *UsageRunMarkMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the UsageRunMarkMutation builder.
+func (m *UsageRunMarkMutation) Filter() *UsageRunMarkFilter {
+	return &UsageRunMarkFilter{config: m.config, predicateAdder: m}
+}
+
+// UsageRunMarkFilter provides a generic filtering capability at runtime for UsageRunMarkQuery.
+type UsageRunMarkFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *UsageRunMarkFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *UsageRunMarkFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(usagerunmark.FieldID))
+}
+
+// WhereTenantID applies the entql [16]byte predicate on the tenant_id field.
+func (f *UsageRunMarkFilter) WhereTenantID(p entql.ValueP) {
+	f.Where(p.Field(usagerunmark.FieldTenantID))
+}
+
+// WhereRunID applies the entql [16]byte predicate on the run_id field.
+func (f *UsageRunMarkFilter) WhereRunID(p entql.ValueP) {
+	f.Where(p.Field(usagerunmark.FieldRunID))
+}
+
+// WhereModel applies the entql string predicate on the model field.
+func (f *UsageRunMarkFilter) WhereModel(p entql.StringP) {
+	f.Where(p.Field(usagerunmark.FieldModel))
+}
+
+// WhereHour applies the entql time.Time predicate on the hour field.
+func (f *UsageRunMarkFilter) WhereHour(p entql.TimeP) {
+	f.Where(p.Field(usagerunmark.FieldHour))
 }

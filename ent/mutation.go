@@ -17,9 +17,14 @@ import (
 	"github.com/agentstore/agentstore/ent/auditlog"
 	"github.com/agentstore/agentstore/ent/idempotencykey"
 	"github.com/agentstore/agentstore/ent/predicate"
+	"github.com/agentstore/agentstore/ent/runrollup"
+	"github.com/agentstore/agentstore/ent/runrollupdelta"
 	"github.com/agentstore/agentstore/ent/systemhealth"
 	"github.com/agentstore/agentstore/ent/toolcall"
 	"github.com/agentstore/agentstore/ent/usagemetric"
+	"github.com/agentstore/agentstore/ent/usagerollup"
+	"github.com/agentstore/agentstore/ent/usagerollupdelta"
+	"github.com/agentstore/agentstore/ent/usagerunmark"
 	"github.com/google/uuid"
 )
 
@@ -32,13 +37,18 @@ const (
 	OpUpdateOne = ent.OpUpdateOne
 
 	// Node types.
-	TypeAgentRun       = "AgentRun"
-	TypeAgentStep      = "AgentStep"
-	TypeAuditLog       = "AuditLog"
-	TypeIdempotencyKey = "IdempotencyKey"
-	TypeSystemHealth   = "SystemHealth"
-	TypeToolCall       = "ToolCall"
-	TypeUsageMetric    = "UsageMetric"
+	TypeAgentRun         = "AgentRun"
+	TypeAgentStep        = "AgentStep"
+	TypeAuditLog         = "AuditLog"
+	TypeIdempotencyKey   = "IdempotencyKey"
+	TypeRunRollup        = "RunRollup"
+	TypeRunRollupDelta   = "RunRollupDelta"
+	TypeSystemHealth     = "SystemHealth"
+	TypeToolCall         = "ToolCall"
+	TypeUsageMetric      = "UsageMetric"
+	TypeUsageRollup      = "UsageRollup"
+	TypeUsageRollupDelta = "UsageRollupDelta"
+	TypeUsageRunMark     = "UsageRunMark"
 )
 
 // AgentRunMutation represents an operation that mutates the AgentRun nodes in the graph.
@@ -4632,6 +4642,2064 @@ func (m *IdempotencyKeyMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown IdempotencyKey edge %s", name)
 }
 
+// RunRollupMutation represents an operation that mutates the RunRollup nodes in the graph.
+type RunRollupMutation struct {
+	config
+	op                   Op
+	typ                  string
+	id                   *int
+	tenant_id            *uuid.UUID
+	grain                *runrollup.Grain
+	bucket_start         *time.Time
+	kind                 *string
+	key                  *string
+	runs                 *int64
+	addruns              *int64
+	duration_count       *int64
+	addduration_count    *int64
+	duration_sum_us      *int64
+	addduration_sum_us   *int64
+	tool_calls           *int64
+	addtool_calls        *int64
+	failed_tool_calls    *int64
+	addfailed_tool_calls *int64
+	histogram            *[]byte
+	clearedFields        map[string]struct{}
+	done                 bool
+	oldValue             func(context.Context) (*RunRollup, error)
+	predicates           []predicate.RunRollup
+}
+
+var _ ent.Mutation = (*RunRollupMutation)(nil)
+
+// runrollupOption allows management of the mutation configuration using functional options.
+type runrollupOption func(*RunRollupMutation)
+
+// newRunRollupMutation creates new mutation for the RunRollup entity.
+func newRunRollupMutation(c config, op Op, opts ...runrollupOption) *RunRollupMutation {
+	m := &RunRollupMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeRunRollup,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withRunRollupID sets the ID field of the mutation.
+func withRunRollupID(id int) runrollupOption {
+	return func(m *RunRollupMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *RunRollup
+		)
+		m.oldValue = func(ctx context.Context) (*RunRollup, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().RunRollup.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withRunRollup sets the old RunRollup of the mutation.
+func withRunRollup(node *RunRollup) runrollupOption {
+	return func(m *RunRollupMutation) {
+		m.oldValue = func(context.Context) (*RunRollup, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m RunRollupMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m RunRollupMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *RunRollupMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *RunRollupMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().RunRollup.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetTenantID sets the "tenant_id" field.
+func (m *RunRollupMutation) SetTenantID(u uuid.UUID) {
+	m.tenant_id = &u
+}
+
+// TenantID returns the value of the "tenant_id" field in the mutation.
+func (m *RunRollupMutation) TenantID() (r uuid.UUID, exists bool) {
+	v := m.tenant_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTenantID returns the old "tenant_id" field's value of the RunRollup entity.
+// If the RunRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupMutation) OldTenantID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTenantID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTenantID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTenantID: %w", err)
+	}
+	return oldValue.TenantID, nil
+}
+
+// ResetTenantID resets all changes to the "tenant_id" field.
+func (m *RunRollupMutation) ResetTenantID() {
+	m.tenant_id = nil
+}
+
+// SetGrain sets the "grain" field.
+func (m *RunRollupMutation) SetGrain(r runrollup.Grain) {
+	m.grain = &r
+}
+
+// Grain returns the value of the "grain" field in the mutation.
+func (m *RunRollupMutation) Grain() (r runrollup.Grain, exists bool) {
+	v := m.grain
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldGrain returns the old "grain" field's value of the RunRollup entity.
+// If the RunRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupMutation) OldGrain(ctx context.Context) (v runrollup.Grain, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldGrain is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldGrain requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldGrain: %w", err)
+	}
+	return oldValue.Grain, nil
+}
+
+// ResetGrain resets all changes to the "grain" field.
+func (m *RunRollupMutation) ResetGrain() {
+	m.grain = nil
+}
+
+// SetBucketStart sets the "bucket_start" field.
+func (m *RunRollupMutation) SetBucketStart(t time.Time) {
+	m.bucket_start = &t
+}
+
+// BucketStart returns the value of the "bucket_start" field in the mutation.
+func (m *RunRollupMutation) BucketStart() (r time.Time, exists bool) {
+	v := m.bucket_start
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBucketStart returns the old "bucket_start" field's value of the RunRollup entity.
+// If the RunRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupMutation) OldBucketStart(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBucketStart is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBucketStart requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBucketStart: %w", err)
+	}
+	return oldValue.BucketStart, nil
+}
+
+// ResetBucketStart resets all changes to the "bucket_start" field.
+func (m *RunRollupMutation) ResetBucketStart() {
+	m.bucket_start = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *RunRollupMutation) SetKind(s string) {
+	m.kind = &s
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *RunRollupMutation) Kind() (r string, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the RunRollup entity.
+// If the RunRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupMutation) OldKind(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *RunRollupMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetKey sets the "key" field.
+func (m *RunRollupMutation) SetKey(s string) {
+	m.key = &s
+}
+
+// Key returns the value of the "key" field in the mutation.
+func (m *RunRollupMutation) Key() (r string, exists bool) {
+	v := m.key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKey returns the old "key" field's value of the RunRollup entity.
+// If the RunRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupMutation) OldKey(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKey: %w", err)
+	}
+	return oldValue.Key, nil
+}
+
+// ResetKey resets all changes to the "key" field.
+func (m *RunRollupMutation) ResetKey() {
+	m.key = nil
+}
+
+// SetRuns sets the "runs" field.
+func (m *RunRollupMutation) SetRuns(i int64) {
+	m.runs = &i
+	m.addruns = nil
+}
+
+// Runs returns the value of the "runs" field in the mutation.
+func (m *RunRollupMutation) Runs() (r int64, exists bool) {
+	v := m.runs
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRuns returns the old "runs" field's value of the RunRollup entity.
+// If the RunRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupMutation) OldRuns(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRuns is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRuns requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRuns: %w", err)
+	}
+	return oldValue.Runs, nil
+}
+
+// AddRuns adds i to the "runs" field.
+func (m *RunRollupMutation) AddRuns(i int64) {
+	if m.addruns != nil {
+		*m.addruns += i
+	} else {
+		m.addruns = &i
+	}
+}
+
+// AddedRuns returns the value that was added to the "runs" field in this mutation.
+func (m *RunRollupMutation) AddedRuns() (r int64, exists bool) {
+	v := m.addruns
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetRuns resets all changes to the "runs" field.
+func (m *RunRollupMutation) ResetRuns() {
+	m.runs = nil
+	m.addruns = nil
+}
+
+// SetDurationCount sets the "duration_count" field.
+func (m *RunRollupMutation) SetDurationCount(i int64) {
+	m.duration_count = &i
+	m.addduration_count = nil
+}
+
+// DurationCount returns the value of the "duration_count" field in the mutation.
+func (m *RunRollupMutation) DurationCount() (r int64, exists bool) {
+	v := m.duration_count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDurationCount returns the old "duration_count" field's value of the RunRollup entity.
+// If the RunRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupMutation) OldDurationCount(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDurationCount is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDurationCount requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDurationCount: %w", err)
+	}
+	return oldValue.DurationCount, nil
+}
+
+// AddDurationCount adds i to the "duration_count" field.
+func (m *RunRollupMutation) AddDurationCount(i int64) {
+	if m.addduration_count != nil {
+		*m.addduration_count += i
+	} else {
+		m.addduration_count = &i
+	}
+}
+
+// AddedDurationCount returns the value that was added to the "duration_count" field in this mutation.
+func (m *RunRollupMutation) AddedDurationCount() (r int64, exists bool) {
+	v := m.addduration_count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetDurationCount resets all changes to the "duration_count" field.
+func (m *RunRollupMutation) ResetDurationCount() {
+	m.duration_count = nil
+	m.addduration_count = nil
+}
+
+// SetDurationSumUs sets the "duration_sum_us" field.
+func (m *RunRollupMutation) SetDurationSumUs(i int64) {
+	m.duration_sum_us = &i
+	m.addduration_sum_us = nil
+}
+
+// DurationSumUs returns the value of the "duration_sum_us" field in the mutation.
+func (m *RunRollupMutation) DurationSumUs() (r int64, exists bool) {
+	v := m.duration_sum_us
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDurationSumUs returns the old "duration_sum_us" field's value of the RunRollup entity.
+// If the RunRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupMutation) OldDurationSumUs(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDurationSumUs is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDurationSumUs requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDurationSumUs: %w", err)
+	}
+	return oldValue.DurationSumUs, nil
+}
+
+// AddDurationSumUs adds i to the "duration_sum_us" field.
+func (m *RunRollupMutation) AddDurationSumUs(i int64) {
+	if m.addduration_sum_us != nil {
+		*m.addduration_sum_us += i
+	} else {
+		m.addduration_sum_us = &i
+	}
+}
+
+// AddedDurationSumUs returns the value that was added to the "duration_sum_us" field in this mutation.
+func (m *RunRollupMutation) AddedDurationSumUs() (r int64, exists bool) {
+	v := m.addduration_sum_us
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetDurationSumUs resets all changes to the "duration_sum_us" field.
+func (m *RunRollupMutation) ResetDurationSumUs() {
+	m.duration_sum_us = nil
+	m.addduration_sum_us = nil
+}
+
+// SetToolCalls sets the "tool_calls" field.
+func (m *RunRollupMutation) SetToolCalls(i int64) {
+	m.tool_calls = &i
+	m.addtool_calls = nil
+}
+
+// ToolCalls returns the value of the "tool_calls" field in the mutation.
+func (m *RunRollupMutation) ToolCalls() (r int64, exists bool) {
+	v := m.tool_calls
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldToolCalls returns the old "tool_calls" field's value of the RunRollup entity.
+// If the RunRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupMutation) OldToolCalls(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldToolCalls is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldToolCalls requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldToolCalls: %w", err)
+	}
+	return oldValue.ToolCalls, nil
+}
+
+// AddToolCalls adds i to the "tool_calls" field.
+func (m *RunRollupMutation) AddToolCalls(i int64) {
+	if m.addtool_calls != nil {
+		*m.addtool_calls += i
+	} else {
+		m.addtool_calls = &i
+	}
+}
+
+// AddedToolCalls returns the value that was added to the "tool_calls" field in this mutation.
+func (m *RunRollupMutation) AddedToolCalls() (r int64, exists bool) {
+	v := m.addtool_calls
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetToolCalls resets all changes to the "tool_calls" field.
+func (m *RunRollupMutation) ResetToolCalls() {
+	m.tool_calls = nil
+	m.addtool_calls = nil
+}
+
+// SetFailedToolCalls sets the "failed_tool_calls" field.
+func (m *RunRollupMutation) SetFailedToolCalls(i int64) {
+	m.failed_tool_calls = &i
+	m.addfailed_tool_calls = nil
+}
+
+// FailedToolCalls returns the value of the "failed_tool_calls" field in the mutation.
+func (m *RunRollupMutation) FailedToolCalls() (r int64, exists bool) {
+	v := m.failed_tool_calls
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFailedToolCalls returns the old "failed_tool_calls" field's value of the RunRollup entity.
+// If the RunRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupMutation) OldFailedToolCalls(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFailedToolCalls is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFailedToolCalls requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFailedToolCalls: %w", err)
+	}
+	return oldValue.FailedToolCalls, nil
+}
+
+// AddFailedToolCalls adds i to the "failed_tool_calls" field.
+func (m *RunRollupMutation) AddFailedToolCalls(i int64) {
+	if m.addfailed_tool_calls != nil {
+		*m.addfailed_tool_calls += i
+	} else {
+		m.addfailed_tool_calls = &i
+	}
+}
+
+// AddedFailedToolCalls returns the value that was added to the "failed_tool_calls" field in this mutation.
+func (m *RunRollupMutation) AddedFailedToolCalls() (r int64, exists bool) {
+	v := m.addfailed_tool_calls
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetFailedToolCalls resets all changes to the "failed_tool_calls" field.
+func (m *RunRollupMutation) ResetFailedToolCalls() {
+	m.failed_tool_calls = nil
+	m.addfailed_tool_calls = nil
+}
+
+// SetHistogram sets the "histogram" field.
+func (m *RunRollupMutation) SetHistogram(b []byte) {
+	m.histogram = &b
+}
+
+// Histogram returns the value of the "histogram" field in the mutation.
+func (m *RunRollupMutation) Histogram() (r []byte, exists bool) {
+	v := m.histogram
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHistogram returns the old "histogram" field's value of the RunRollup entity.
+// If the RunRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupMutation) OldHistogram(ctx context.Context) (v []byte, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHistogram is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHistogram requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHistogram: %w", err)
+	}
+	return oldValue.Histogram, nil
+}
+
+// ClearHistogram clears the value of the "histogram" field.
+func (m *RunRollupMutation) ClearHistogram() {
+	m.histogram = nil
+	m.clearedFields[runrollup.FieldHistogram] = struct{}{}
+}
+
+// HistogramCleared returns if the "histogram" field was cleared in this mutation.
+func (m *RunRollupMutation) HistogramCleared() bool {
+	_, ok := m.clearedFields[runrollup.FieldHistogram]
+	return ok
+}
+
+// ResetHistogram resets all changes to the "histogram" field.
+func (m *RunRollupMutation) ResetHistogram() {
+	m.histogram = nil
+	delete(m.clearedFields, runrollup.FieldHistogram)
+}
+
+// Where appends a list predicates to the RunRollupMutation builder.
+func (m *RunRollupMutation) Where(ps ...predicate.RunRollup) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the RunRollupMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *RunRollupMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.RunRollup, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *RunRollupMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *RunRollupMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (RunRollup).
+func (m *RunRollupMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *RunRollupMutation) Fields() []string {
+	fields := make([]string, 0, 11)
+	if m.tenant_id != nil {
+		fields = append(fields, runrollup.FieldTenantID)
+	}
+	if m.grain != nil {
+		fields = append(fields, runrollup.FieldGrain)
+	}
+	if m.bucket_start != nil {
+		fields = append(fields, runrollup.FieldBucketStart)
+	}
+	if m.kind != nil {
+		fields = append(fields, runrollup.FieldKind)
+	}
+	if m.key != nil {
+		fields = append(fields, runrollup.FieldKey)
+	}
+	if m.runs != nil {
+		fields = append(fields, runrollup.FieldRuns)
+	}
+	if m.duration_count != nil {
+		fields = append(fields, runrollup.FieldDurationCount)
+	}
+	if m.duration_sum_us != nil {
+		fields = append(fields, runrollup.FieldDurationSumUs)
+	}
+	if m.tool_calls != nil {
+		fields = append(fields, runrollup.FieldToolCalls)
+	}
+	if m.failed_tool_calls != nil {
+		fields = append(fields, runrollup.FieldFailedToolCalls)
+	}
+	if m.histogram != nil {
+		fields = append(fields, runrollup.FieldHistogram)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *RunRollupMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case runrollup.FieldTenantID:
+		return m.TenantID()
+	case runrollup.FieldGrain:
+		return m.Grain()
+	case runrollup.FieldBucketStart:
+		return m.BucketStart()
+	case runrollup.FieldKind:
+		return m.Kind()
+	case runrollup.FieldKey:
+		return m.Key()
+	case runrollup.FieldRuns:
+		return m.Runs()
+	case runrollup.FieldDurationCount:
+		return m.DurationCount()
+	case runrollup.FieldDurationSumUs:
+		return m.DurationSumUs()
+	case runrollup.FieldToolCalls:
+		return m.ToolCalls()
+	case runrollup.FieldFailedToolCalls:
+		return m.FailedToolCalls()
+	case runrollup.FieldHistogram:
+		return m.Histogram()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *RunRollupMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case runrollup.FieldTenantID:
+		return m.OldTenantID(ctx)
+	case runrollup.FieldGrain:
+		return m.OldGrain(ctx)
+	case runrollup.FieldBucketStart:
+		return m.OldBucketStart(ctx)
+	case runrollup.FieldKind:
+		return m.OldKind(ctx)
+	case runrollup.FieldKey:
+		return m.OldKey(ctx)
+	case runrollup.FieldRuns:
+		return m.OldRuns(ctx)
+	case runrollup.FieldDurationCount:
+		return m.OldDurationCount(ctx)
+	case runrollup.FieldDurationSumUs:
+		return m.OldDurationSumUs(ctx)
+	case runrollup.FieldToolCalls:
+		return m.OldToolCalls(ctx)
+	case runrollup.FieldFailedToolCalls:
+		return m.OldFailedToolCalls(ctx)
+	case runrollup.FieldHistogram:
+		return m.OldHistogram(ctx)
+	}
+	return nil, fmt.Errorf("unknown RunRollup field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *RunRollupMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case runrollup.FieldTenantID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTenantID(v)
+		return nil
+	case runrollup.FieldGrain:
+		v, ok := value.(runrollup.Grain)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetGrain(v)
+		return nil
+	case runrollup.FieldBucketStart:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBucketStart(v)
+		return nil
+	case runrollup.FieldKind:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case runrollup.FieldKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKey(v)
+		return nil
+	case runrollup.FieldRuns:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRuns(v)
+		return nil
+	case runrollup.FieldDurationCount:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDurationCount(v)
+		return nil
+	case runrollup.FieldDurationSumUs:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDurationSumUs(v)
+		return nil
+	case runrollup.FieldToolCalls:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetToolCalls(v)
+		return nil
+	case runrollup.FieldFailedToolCalls:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFailedToolCalls(v)
+		return nil
+	case runrollup.FieldHistogram:
+		v, ok := value.([]byte)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHistogram(v)
+		return nil
+	}
+	return fmt.Errorf("unknown RunRollup field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *RunRollupMutation) AddedFields() []string {
+	var fields []string
+	if m.addruns != nil {
+		fields = append(fields, runrollup.FieldRuns)
+	}
+	if m.addduration_count != nil {
+		fields = append(fields, runrollup.FieldDurationCount)
+	}
+	if m.addduration_sum_us != nil {
+		fields = append(fields, runrollup.FieldDurationSumUs)
+	}
+	if m.addtool_calls != nil {
+		fields = append(fields, runrollup.FieldToolCalls)
+	}
+	if m.addfailed_tool_calls != nil {
+		fields = append(fields, runrollup.FieldFailedToolCalls)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *RunRollupMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case runrollup.FieldRuns:
+		return m.AddedRuns()
+	case runrollup.FieldDurationCount:
+		return m.AddedDurationCount()
+	case runrollup.FieldDurationSumUs:
+		return m.AddedDurationSumUs()
+	case runrollup.FieldToolCalls:
+		return m.AddedToolCalls()
+	case runrollup.FieldFailedToolCalls:
+		return m.AddedFailedToolCalls()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *RunRollupMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case runrollup.FieldRuns:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRuns(v)
+		return nil
+	case runrollup.FieldDurationCount:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddDurationCount(v)
+		return nil
+	case runrollup.FieldDurationSumUs:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddDurationSumUs(v)
+		return nil
+	case runrollup.FieldToolCalls:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddToolCalls(v)
+		return nil
+	case runrollup.FieldFailedToolCalls:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddFailedToolCalls(v)
+		return nil
+	}
+	return fmt.Errorf("unknown RunRollup numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *RunRollupMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(runrollup.FieldHistogram) {
+		fields = append(fields, runrollup.FieldHistogram)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *RunRollupMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *RunRollupMutation) ClearField(name string) error {
+	switch name {
+	case runrollup.FieldHistogram:
+		m.ClearHistogram()
+		return nil
+	}
+	return fmt.Errorf("unknown RunRollup nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *RunRollupMutation) ResetField(name string) error {
+	switch name {
+	case runrollup.FieldTenantID:
+		m.ResetTenantID()
+		return nil
+	case runrollup.FieldGrain:
+		m.ResetGrain()
+		return nil
+	case runrollup.FieldBucketStart:
+		m.ResetBucketStart()
+		return nil
+	case runrollup.FieldKind:
+		m.ResetKind()
+		return nil
+	case runrollup.FieldKey:
+		m.ResetKey()
+		return nil
+	case runrollup.FieldRuns:
+		m.ResetRuns()
+		return nil
+	case runrollup.FieldDurationCount:
+		m.ResetDurationCount()
+		return nil
+	case runrollup.FieldDurationSumUs:
+		m.ResetDurationSumUs()
+		return nil
+	case runrollup.FieldToolCalls:
+		m.ResetToolCalls()
+		return nil
+	case runrollup.FieldFailedToolCalls:
+		m.ResetFailedToolCalls()
+		return nil
+	case runrollup.FieldHistogram:
+		m.ResetHistogram()
+		return nil
+	}
+	return fmt.Errorf("unknown RunRollup field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *RunRollupMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *RunRollupMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *RunRollupMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *RunRollupMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *RunRollupMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *RunRollupMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *RunRollupMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown RunRollup unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *RunRollupMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown RunRollup edge %s", name)
+}
+
+// RunRollupDeltaMutation represents an operation that mutates the RunRollupDelta nodes in the graph.
+type RunRollupDeltaMutation struct {
+	config
+	op                   Op
+	typ                  string
+	id                   *int
+	tenant_id            *uuid.UUID
+	hour                 *time.Time
+	status               *string
+	agent_name           *string
+	runs                 *int64
+	addruns              *int64
+	duration_count       *int64
+	addduration_count    *int64
+	duration_sum_us      *int64
+	addduration_sum_us   *int64
+	tool_calls           *int64
+	addtool_calls        *int64
+	failed_tool_calls    *int64
+	addfailed_tool_calls *int64
+	histogram            *[]byte
+	clearedFields        map[string]struct{}
+	done                 bool
+	oldValue             func(context.Context) (*RunRollupDelta, error)
+	predicates           []predicate.RunRollupDelta
+}
+
+var _ ent.Mutation = (*RunRollupDeltaMutation)(nil)
+
+// runrollupdeltaOption allows management of the mutation configuration using functional options.
+type runrollupdeltaOption func(*RunRollupDeltaMutation)
+
+// newRunRollupDeltaMutation creates new mutation for the RunRollupDelta entity.
+func newRunRollupDeltaMutation(c config, op Op, opts ...runrollupdeltaOption) *RunRollupDeltaMutation {
+	m := &RunRollupDeltaMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeRunRollupDelta,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withRunRollupDeltaID sets the ID field of the mutation.
+func withRunRollupDeltaID(id int) runrollupdeltaOption {
+	return func(m *RunRollupDeltaMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *RunRollupDelta
+		)
+		m.oldValue = func(ctx context.Context) (*RunRollupDelta, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().RunRollupDelta.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withRunRollupDelta sets the old RunRollupDelta of the mutation.
+func withRunRollupDelta(node *RunRollupDelta) runrollupdeltaOption {
+	return func(m *RunRollupDeltaMutation) {
+		m.oldValue = func(context.Context) (*RunRollupDelta, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m RunRollupDeltaMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m RunRollupDeltaMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *RunRollupDeltaMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *RunRollupDeltaMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().RunRollupDelta.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetTenantID sets the "tenant_id" field.
+func (m *RunRollupDeltaMutation) SetTenantID(u uuid.UUID) {
+	m.tenant_id = &u
+}
+
+// TenantID returns the value of the "tenant_id" field in the mutation.
+func (m *RunRollupDeltaMutation) TenantID() (r uuid.UUID, exists bool) {
+	v := m.tenant_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTenantID returns the old "tenant_id" field's value of the RunRollupDelta entity.
+// If the RunRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupDeltaMutation) OldTenantID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTenantID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTenantID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTenantID: %w", err)
+	}
+	return oldValue.TenantID, nil
+}
+
+// ResetTenantID resets all changes to the "tenant_id" field.
+func (m *RunRollupDeltaMutation) ResetTenantID() {
+	m.tenant_id = nil
+}
+
+// SetHour sets the "hour" field.
+func (m *RunRollupDeltaMutation) SetHour(t time.Time) {
+	m.hour = &t
+}
+
+// Hour returns the value of the "hour" field in the mutation.
+func (m *RunRollupDeltaMutation) Hour() (r time.Time, exists bool) {
+	v := m.hour
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHour returns the old "hour" field's value of the RunRollupDelta entity.
+// If the RunRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupDeltaMutation) OldHour(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHour is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHour requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHour: %w", err)
+	}
+	return oldValue.Hour, nil
+}
+
+// ResetHour resets all changes to the "hour" field.
+func (m *RunRollupDeltaMutation) ResetHour() {
+	m.hour = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *RunRollupDeltaMutation) SetStatus(s string) {
+	m.status = &s
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *RunRollupDeltaMutation) Status() (r string, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the RunRollupDelta entity.
+// If the RunRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupDeltaMutation) OldStatus(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *RunRollupDeltaMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetAgentName sets the "agent_name" field.
+func (m *RunRollupDeltaMutation) SetAgentName(s string) {
+	m.agent_name = &s
+}
+
+// AgentName returns the value of the "agent_name" field in the mutation.
+func (m *RunRollupDeltaMutation) AgentName() (r string, exists bool) {
+	v := m.agent_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAgentName returns the old "agent_name" field's value of the RunRollupDelta entity.
+// If the RunRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupDeltaMutation) OldAgentName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAgentName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAgentName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAgentName: %w", err)
+	}
+	return oldValue.AgentName, nil
+}
+
+// ResetAgentName resets all changes to the "agent_name" field.
+func (m *RunRollupDeltaMutation) ResetAgentName() {
+	m.agent_name = nil
+}
+
+// SetRuns sets the "runs" field.
+func (m *RunRollupDeltaMutation) SetRuns(i int64) {
+	m.runs = &i
+	m.addruns = nil
+}
+
+// Runs returns the value of the "runs" field in the mutation.
+func (m *RunRollupDeltaMutation) Runs() (r int64, exists bool) {
+	v := m.runs
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRuns returns the old "runs" field's value of the RunRollupDelta entity.
+// If the RunRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupDeltaMutation) OldRuns(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRuns is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRuns requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRuns: %w", err)
+	}
+	return oldValue.Runs, nil
+}
+
+// AddRuns adds i to the "runs" field.
+func (m *RunRollupDeltaMutation) AddRuns(i int64) {
+	if m.addruns != nil {
+		*m.addruns += i
+	} else {
+		m.addruns = &i
+	}
+}
+
+// AddedRuns returns the value that was added to the "runs" field in this mutation.
+func (m *RunRollupDeltaMutation) AddedRuns() (r int64, exists bool) {
+	v := m.addruns
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetRuns resets all changes to the "runs" field.
+func (m *RunRollupDeltaMutation) ResetRuns() {
+	m.runs = nil
+	m.addruns = nil
+}
+
+// SetDurationCount sets the "duration_count" field.
+func (m *RunRollupDeltaMutation) SetDurationCount(i int64) {
+	m.duration_count = &i
+	m.addduration_count = nil
+}
+
+// DurationCount returns the value of the "duration_count" field in the mutation.
+func (m *RunRollupDeltaMutation) DurationCount() (r int64, exists bool) {
+	v := m.duration_count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDurationCount returns the old "duration_count" field's value of the RunRollupDelta entity.
+// If the RunRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupDeltaMutation) OldDurationCount(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDurationCount is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDurationCount requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDurationCount: %w", err)
+	}
+	return oldValue.DurationCount, nil
+}
+
+// AddDurationCount adds i to the "duration_count" field.
+func (m *RunRollupDeltaMutation) AddDurationCount(i int64) {
+	if m.addduration_count != nil {
+		*m.addduration_count += i
+	} else {
+		m.addduration_count = &i
+	}
+}
+
+// AddedDurationCount returns the value that was added to the "duration_count" field in this mutation.
+func (m *RunRollupDeltaMutation) AddedDurationCount() (r int64, exists bool) {
+	v := m.addduration_count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetDurationCount resets all changes to the "duration_count" field.
+func (m *RunRollupDeltaMutation) ResetDurationCount() {
+	m.duration_count = nil
+	m.addduration_count = nil
+}
+
+// SetDurationSumUs sets the "duration_sum_us" field.
+func (m *RunRollupDeltaMutation) SetDurationSumUs(i int64) {
+	m.duration_sum_us = &i
+	m.addduration_sum_us = nil
+}
+
+// DurationSumUs returns the value of the "duration_sum_us" field in the mutation.
+func (m *RunRollupDeltaMutation) DurationSumUs() (r int64, exists bool) {
+	v := m.duration_sum_us
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDurationSumUs returns the old "duration_sum_us" field's value of the RunRollupDelta entity.
+// If the RunRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupDeltaMutation) OldDurationSumUs(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDurationSumUs is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDurationSumUs requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDurationSumUs: %w", err)
+	}
+	return oldValue.DurationSumUs, nil
+}
+
+// AddDurationSumUs adds i to the "duration_sum_us" field.
+func (m *RunRollupDeltaMutation) AddDurationSumUs(i int64) {
+	if m.addduration_sum_us != nil {
+		*m.addduration_sum_us += i
+	} else {
+		m.addduration_sum_us = &i
+	}
+}
+
+// AddedDurationSumUs returns the value that was added to the "duration_sum_us" field in this mutation.
+func (m *RunRollupDeltaMutation) AddedDurationSumUs() (r int64, exists bool) {
+	v := m.addduration_sum_us
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetDurationSumUs resets all changes to the "duration_sum_us" field.
+func (m *RunRollupDeltaMutation) ResetDurationSumUs() {
+	m.duration_sum_us = nil
+	m.addduration_sum_us = nil
+}
+
+// SetToolCalls sets the "tool_calls" field.
+func (m *RunRollupDeltaMutation) SetToolCalls(i int64) {
+	m.tool_calls = &i
+	m.addtool_calls = nil
+}
+
+// ToolCalls returns the value of the "tool_calls" field in the mutation.
+func (m *RunRollupDeltaMutation) ToolCalls() (r int64, exists bool) {
+	v := m.tool_calls
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldToolCalls returns the old "tool_calls" field's value of the RunRollupDelta entity.
+// If the RunRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupDeltaMutation) OldToolCalls(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldToolCalls is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldToolCalls requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldToolCalls: %w", err)
+	}
+	return oldValue.ToolCalls, nil
+}
+
+// AddToolCalls adds i to the "tool_calls" field.
+func (m *RunRollupDeltaMutation) AddToolCalls(i int64) {
+	if m.addtool_calls != nil {
+		*m.addtool_calls += i
+	} else {
+		m.addtool_calls = &i
+	}
+}
+
+// AddedToolCalls returns the value that was added to the "tool_calls" field in this mutation.
+func (m *RunRollupDeltaMutation) AddedToolCalls() (r int64, exists bool) {
+	v := m.addtool_calls
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetToolCalls resets all changes to the "tool_calls" field.
+func (m *RunRollupDeltaMutation) ResetToolCalls() {
+	m.tool_calls = nil
+	m.addtool_calls = nil
+}
+
+// SetFailedToolCalls sets the "failed_tool_calls" field.
+func (m *RunRollupDeltaMutation) SetFailedToolCalls(i int64) {
+	m.failed_tool_calls = &i
+	m.addfailed_tool_calls = nil
+}
+
+// FailedToolCalls returns the value of the "failed_tool_calls" field in the mutation.
+func (m *RunRollupDeltaMutation) FailedToolCalls() (r int64, exists bool) {
+	v := m.failed_tool_calls
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFailedToolCalls returns the old "failed_tool_calls" field's value of the RunRollupDelta entity.
+// If the RunRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupDeltaMutation) OldFailedToolCalls(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFailedToolCalls is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFailedToolCalls requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFailedToolCalls: %w", err)
+	}
+	return oldValue.FailedToolCalls, nil
+}
+
+// AddFailedToolCalls adds i to the "failed_tool_calls" field.
+func (m *RunRollupDeltaMutation) AddFailedToolCalls(i int64) {
+	if m.addfailed_tool_calls != nil {
+		*m.addfailed_tool_calls += i
+	} else {
+		m.addfailed_tool_calls = &i
+	}
+}
+
+// AddedFailedToolCalls returns the value that was added to the "failed_tool_calls" field in this mutation.
+func (m *RunRollupDeltaMutation) AddedFailedToolCalls() (r int64, exists bool) {
+	v := m.addfailed_tool_calls
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetFailedToolCalls resets all changes to the "failed_tool_calls" field.
+func (m *RunRollupDeltaMutation) ResetFailedToolCalls() {
+	m.failed_tool_calls = nil
+	m.addfailed_tool_calls = nil
+}
+
+// SetHistogram sets the "histogram" field.
+func (m *RunRollupDeltaMutation) SetHistogram(b []byte) {
+	m.histogram = &b
+}
+
+// Histogram returns the value of the "histogram" field in the mutation.
+func (m *RunRollupDeltaMutation) Histogram() (r []byte, exists bool) {
+	v := m.histogram
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHistogram returns the old "histogram" field's value of the RunRollupDelta entity.
+// If the RunRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRollupDeltaMutation) OldHistogram(ctx context.Context) (v []byte, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHistogram is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHistogram requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHistogram: %w", err)
+	}
+	return oldValue.Histogram, nil
+}
+
+// ClearHistogram clears the value of the "histogram" field.
+func (m *RunRollupDeltaMutation) ClearHistogram() {
+	m.histogram = nil
+	m.clearedFields[runrollupdelta.FieldHistogram] = struct{}{}
+}
+
+// HistogramCleared returns if the "histogram" field was cleared in this mutation.
+func (m *RunRollupDeltaMutation) HistogramCleared() bool {
+	_, ok := m.clearedFields[runrollupdelta.FieldHistogram]
+	return ok
+}
+
+// ResetHistogram resets all changes to the "histogram" field.
+func (m *RunRollupDeltaMutation) ResetHistogram() {
+	m.histogram = nil
+	delete(m.clearedFields, runrollupdelta.FieldHistogram)
+}
+
+// Where appends a list predicates to the RunRollupDeltaMutation builder.
+func (m *RunRollupDeltaMutation) Where(ps ...predicate.RunRollupDelta) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the RunRollupDeltaMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *RunRollupDeltaMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.RunRollupDelta, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *RunRollupDeltaMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *RunRollupDeltaMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (RunRollupDelta).
+func (m *RunRollupDeltaMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *RunRollupDeltaMutation) Fields() []string {
+	fields := make([]string, 0, 10)
+	if m.tenant_id != nil {
+		fields = append(fields, runrollupdelta.FieldTenantID)
+	}
+	if m.hour != nil {
+		fields = append(fields, runrollupdelta.FieldHour)
+	}
+	if m.status != nil {
+		fields = append(fields, runrollupdelta.FieldStatus)
+	}
+	if m.agent_name != nil {
+		fields = append(fields, runrollupdelta.FieldAgentName)
+	}
+	if m.runs != nil {
+		fields = append(fields, runrollupdelta.FieldRuns)
+	}
+	if m.duration_count != nil {
+		fields = append(fields, runrollupdelta.FieldDurationCount)
+	}
+	if m.duration_sum_us != nil {
+		fields = append(fields, runrollupdelta.FieldDurationSumUs)
+	}
+	if m.tool_calls != nil {
+		fields = append(fields, runrollupdelta.FieldToolCalls)
+	}
+	if m.failed_tool_calls != nil {
+		fields = append(fields, runrollupdelta.FieldFailedToolCalls)
+	}
+	if m.histogram != nil {
+		fields = append(fields, runrollupdelta.FieldHistogram)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *RunRollupDeltaMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case runrollupdelta.FieldTenantID:
+		return m.TenantID()
+	case runrollupdelta.FieldHour:
+		return m.Hour()
+	case runrollupdelta.FieldStatus:
+		return m.Status()
+	case runrollupdelta.FieldAgentName:
+		return m.AgentName()
+	case runrollupdelta.FieldRuns:
+		return m.Runs()
+	case runrollupdelta.FieldDurationCount:
+		return m.DurationCount()
+	case runrollupdelta.FieldDurationSumUs:
+		return m.DurationSumUs()
+	case runrollupdelta.FieldToolCalls:
+		return m.ToolCalls()
+	case runrollupdelta.FieldFailedToolCalls:
+		return m.FailedToolCalls()
+	case runrollupdelta.FieldHistogram:
+		return m.Histogram()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *RunRollupDeltaMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case runrollupdelta.FieldTenantID:
+		return m.OldTenantID(ctx)
+	case runrollupdelta.FieldHour:
+		return m.OldHour(ctx)
+	case runrollupdelta.FieldStatus:
+		return m.OldStatus(ctx)
+	case runrollupdelta.FieldAgentName:
+		return m.OldAgentName(ctx)
+	case runrollupdelta.FieldRuns:
+		return m.OldRuns(ctx)
+	case runrollupdelta.FieldDurationCount:
+		return m.OldDurationCount(ctx)
+	case runrollupdelta.FieldDurationSumUs:
+		return m.OldDurationSumUs(ctx)
+	case runrollupdelta.FieldToolCalls:
+		return m.OldToolCalls(ctx)
+	case runrollupdelta.FieldFailedToolCalls:
+		return m.OldFailedToolCalls(ctx)
+	case runrollupdelta.FieldHistogram:
+		return m.OldHistogram(ctx)
+	}
+	return nil, fmt.Errorf("unknown RunRollupDelta field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *RunRollupDeltaMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case runrollupdelta.FieldTenantID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTenantID(v)
+		return nil
+	case runrollupdelta.FieldHour:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHour(v)
+		return nil
+	case runrollupdelta.FieldStatus:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case runrollupdelta.FieldAgentName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAgentName(v)
+		return nil
+	case runrollupdelta.FieldRuns:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRuns(v)
+		return nil
+	case runrollupdelta.FieldDurationCount:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDurationCount(v)
+		return nil
+	case runrollupdelta.FieldDurationSumUs:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDurationSumUs(v)
+		return nil
+	case runrollupdelta.FieldToolCalls:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetToolCalls(v)
+		return nil
+	case runrollupdelta.FieldFailedToolCalls:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFailedToolCalls(v)
+		return nil
+	case runrollupdelta.FieldHistogram:
+		v, ok := value.([]byte)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHistogram(v)
+		return nil
+	}
+	return fmt.Errorf("unknown RunRollupDelta field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *RunRollupDeltaMutation) AddedFields() []string {
+	var fields []string
+	if m.addruns != nil {
+		fields = append(fields, runrollupdelta.FieldRuns)
+	}
+	if m.addduration_count != nil {
+		fields = append(fields, runrollupdelta.FieldDurationCount)
+	}
+	if m.addduration_sum_us != nil {
+		fields = append(fields, runrollupdelta.FieldDurationSumUs)
+	}
+	if m.addtool_calls != nil {
+		fields = append(fields, runrollupdelta.FieldToolCalls)
+	}
+	if m.addfailed_tool_calls != nil {
+		fields = append(fields, runrollupdelta.FieldFailedToolCalls)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *RunRollupDeltaMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case runrollupdelta.FieldRuns:
+		return m.AddedRuns()
+	case runrollupdelta.FieldDurationCount:
+		return m.AddedDurationCount()
+	case runrollupdelta.FieldDurationSumUs:
+		return m.AddedDurationSumUs()
+	case runrollupdelta.FieldToolCalls:
+		return m.AddedToolCalls()
+	case runrollupdelta.FieldFailedToolCalls:
+		return m.AddedFailedToolCalls()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *RunRollupDeltaMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case runrollupdelta.FieldRuns:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRuns(v)
+		return nil
+	case runrollupdelta.FieldDurationCount:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddDurationCount(v)
+		return nil
+	case runrollupdelta.FieldDurationSumUs:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddDurationSumUs(v)
+		return nil
+	case runrollupdelta.FieldToolCalls:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddToolCalls(v)
+		return nil
+	case runrollupdelta.FieldFailedToolCalls:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddFailedToolCalls(v)
+		return nil
+	}
+	return fmt.Errorf("unknown RunRollupDelta numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *RunRollupDeltaMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(runrollupdelta.FieldHistogram) {
+		fields = append(fields, runrollupdelta.FieldHistogram)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *RunRollupDeltaMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *RunRollupDeltaMutation) ClearField(name string) error {
+	switch name {
+	case runrollupdelta.FieldHistogram:
+		m.ClearHistogram()
+		return nil
+	}
+	return fmt.Errorf("unknown RunRollupDelta nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *RunRollupDeltaMutation) ResetField(name string) error {
+	switch name {
+	case runrollupdelta.FieldTenantID:
+		m.ResetTenantID()
+		return nil
+	case runrollupdelta.FieldHour:
+		m.ResetHour()
+		return nil
+	case runrollupdelta.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case runrollupdelta.FieldAgentName:
+		m.ResetAgentName()
+		return nil
+	case runrollupdelta.FieldRuns:
+		m.ResetRuns()
+		return nil
+	case runrollupdelta.FieldDurationCount:
+		m.ResetDurationCount()
+		return nil
+	case runrollupdelta.FieldDurationSumUs:
+		m.ResetDurationSumUs()
+		return nil
+	case runrollupdelta.FieldToolCalls:
+		m.ResetToolCalls()
+		return nil
+	case runrollupdelta.FieldFailedToolCalls:
+		m.ResetFailedToolCalls()
+		return nil
+	case runrollupdelta.FieldHistogram:
+		m.ResetHistogram()
+		return nil
+	}
+	return fmt.Errorf("unknown RunRollupDelta field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *RunRollupDeltaMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *RunRollupDeltaMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *RunRollupDeltaMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *RunRollupDeltaMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *RunRollupDeltaMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *RunRollupDeltaMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *RunRollupDeltaMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown RunRollupDelta unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *RunRollupDeltaMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown RunRollupDelta edge %s", name)
+}
+
 // SystemHealthMutation represents an operation that mutates the SystemHealth nodes in the graph.
 type SystemHealthMutation struct {
 	config
@@ -7514,4 +9582,2833 @@ func (m *UsageMetricMutation) ResetEdge(name string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown UsageMetric edge %s", name)
+}
+
+// UsageRollupMutation represents an operation that mutates the UsageRollup nodes in the graph.
+type UsageRollupMutation struct {
+	config
+	op                     Op
+	typ                    string
+	id                     *int
+	tenant_id              *uuid.UUID
+	grain                  *usagerollup.Grain
+	bucket_start           *time.Time
+	kind                   *string
+	key                    *string
+	input_tokens           *int64
+	addinput_tokens        *int64
+	output_tokens          *int64
+	addoutput_tokens       *int64
+	cached_input_tokens    *int64
+	addcached_input_tokens *int64
+	total_tokens           *int64
+	addtotal_tokens        *int64
+	cost_micros            *int64
+	addcost_micros         *int64
+	runs                   *int64
+	addruns                *int64
+	records                *int64
+	addrecords             *int64
+	clearedFields          map[string]struct{}
+	done                   bool
+	oldValue               func(context.Context) (*UsageRollup, error)
+	predicates             []predicate.UsageRollup
+}
+
+var _ ent.Mutation = (*UsageRollupMutation)(nil)
+
+// usagerollupOption allows management of the mutation configuration using functional options.
+type usagerollupOption func(*UsageRollupMutation)
+
+// newUsageRollupMutation creates new mutation for the UsageRollup entity.
+func newUsageRollupMutation(c config, op Op, opts ...usagerollupOption) *UsageRollupMutation {
+	m := &UsageRollupMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeUsageRollup,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withUsageRollupID sets the ID field of the mutation.
+func withUsageRollupID(id int) usagerollupOption {
+	return func(m *UsageRollupMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *UsageRollup
+		)
+		m.oldValue = func(ctx context.Context) (*UsageRollup, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().UsageRollup.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withUsageRollup sets the old UsageRollup of the mutation.
+func withUsageRollup(node *UsageRollup) usagerollupOption {
+	return func(m *UsageRollupMutation) {
+		m.oldValue = func(context.Context) (*UsageRollup, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m UsageRollupMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m UsageRollupMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *UsageRollupMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *UsageRollupMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().UsageRollup.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetTenantID sets the "tenant_id" field.
+func (m *UsageRollupMutation) SetTenantID(u uuid.UUID) {
+	m.tenant_id = &u
+}
+
+// TenantID returns the value of the "tenant_id" field in the mutation.
+func (m *UsageRollupMutation) TenantID() (r uuid.UUID, exists bool) {
+	v := m.tenant_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTenantID returns the old "tenant_id" field's value of the UsageRollup entity.
+// If the UsageRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupMutation) OldTenantID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTenantID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTenantID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTenantID: %w", err)
+	}
+	return oldValue.TenantID, nil
+}
+
+// ResetTenantID resets all changes to the "tenant_id" field.
+func (m *UsageRollupMutation) ResetTenantID() {
+	m.tenant_id = nil
+}
+
+// SetGrain sets the "grain" field.
+func (m *UsageRollupMutation) SetGrain(u usagerollup.Grain) {
+	m.grain = &u
+}
+
+// Grain returns the value of the "grain" field in the mutation.
+func (m *UsageRollupMutation) Grain() (r usagerollup.Grain, exists bool) {
+	v := m.grain
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldGrain returns the old "grain" field's value of the UsageRollup entity.
+// If the UsageRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupMutation) OldGrain(ctx context.Context) (v usagerollup.Grain, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldGrain is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldGrain requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldGrain: %w", err)
+	}
+	return oldValue.Grain, nil
+}
+
+// ResetGrain resets all changes to the "grain" field.
+func (m *UsageRollupMutation) ResetGrain() {
+	m.grain = nil
+}
+
+// SetBucketStart sets the "bucket_start" field.
+func (m *UsageRollupMutation) SetBucketStart(t time.Time) {
+	m.bucket_start = &t
+}
+
+// BucketStart returns the value of the "bucket_start" field in the mutation.
+func (m *UsageRollupMutation) BucketStart() (r time.Time, exists bool) {
+	v := m.bucket_start
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBucketStart returns the old "bucket_start" field's value of the UsageRollup entity.
+// If the UsageRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupMutation) OldBucketStart(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBucketStart is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBucketStart requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBucketStart: %w", err)
+	}
+	return oldValue.BucketStart, nil
+}
+
+// ResetBucketStart resets all changes to the "bucket_start" field.
+func (m *UsageRollupMutation) ResetBucketStart() {
+	m.bucket_start = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *UsageRollupMutation) SetKind(s string) {
+	m.kind = &s
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *UsageRollupMutation) Kind() (r string, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the UsageRollup entity.
+// If the UsageRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupMutation) OldKind(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *UsageRollupMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetKey sets the "key" field.
+func (m *UsageRollupMutation) SetKey(s string) {
+	m.key = &s
+}
+
+// Key returns the value of the "key" field in the mutation.
+func (m *UsageRollupMutation) Key() (r string, exists bool) {
+	v := m.key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKey returns the old "key" field's value of the UsageRollup entity.
+// If the UsageRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupMutation) OldKey(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKey: %w", err)
+	}
+	return oldValue.Key, nil
+}
+
+// ResetKey resets all changes to the "key" field.
+func (m *UsageRollupMutation) ResetKey() {
+	m.key = nil
+}
+
+// SetInputTokens sets the "input_tokens" field.
+func (m *UsageRollupMutation) SetInputTokens(i int64) {
+	m.input_tokens = &i
+	m.addinput_tokens = nil
+}
+
+// InputTokens returns the value of the "input_tokens" field in the mutation.
+func (m *UsageRollupMutation) InputTokens() (r int64, exists bool) {
+	v := m.input_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldInputTokens returns the old "input_tokens" field's value of the UsageRollup entity.
+// If the UsageRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupMutation) OldInputTokens(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldInputTokens is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldInputTokens requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldInputTokens: %w", err)
+	}
+	return oldValue.InputTokens, nil
+}
+
+// AddInputTokens adds i to the "input_tokens" field.
+func (m *UsageRollupMutation) AddInputTokens(i int64) {
+	if m.addinput_tokens != nil {
+		*m.addinput_tokens += i
+	} else {
+		m.addinput_tokens = &i
+	}
+}
+
+// AddedInputTokens returns the value that was added to the "input_tokens" field in this mutation.
+func (m *UsageRollupMutation) AddedInputTokens() (r int64, exists bool) {
+	v := m.addinput_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetInputTokens resets all changes to the "input_tokens" field.
+func (m *UsageRollupMutation) ResetInputTokens() {
+	m.input_tokens = nil
+	m.addinput_tokens = nil
+}
+
+// SetOutputTokens sets the "output_tokens" field.
+func (m *UsageRollupMutation) SetOutputTokens(i int64) {
+	m.output_tokens = &i
+	m.addoutput_tokens = nil
+}
+
+// OutputTokens returns the value of the "output_tokens" field in the mutation.
+func (m *UsageRollupMutation) OutputTokens() (r int64, exists bool) {
+	v := m.output_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOutputTokens returns the old "output_tokens" field's value of the UsageRollup entity.
+// If the UsageRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupMutation) OldOutputTokens(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOutputTokens is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOutputTokens requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOutputTokens: %w", err)
+	}
+	return oldValue.OutputTokens, nil
+}
+
+// AddOutputTokens adds i to the "output_tokens" field.
+func (m *UsageRollupMutation) AddOutputTokens(i int64) {
+	if m.addoutput_tokens != nil {
+		*m.addoutput_tokens += i
+	} else {
+		m.addoutput_tokens = &i
+	}
+}
+
+// AddedOutputTokens returns the value that was added to the "output_tokens" field in this mutation.
+func (m *UsageRollupMutation) AddedOutputTokens() (r int64, exists bool) {
+	v := m.addoutput_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetOutputTokens resets all changes to the "output_tokens" field.
+func (m *UsageRollupMutation) ResetOutputTokens() {
+	m.output_tokens = nil
+	m.addoutput_tokens = nil
+}
+
+// SetCachedInputTokens sets the "cached_input_tokens" field.
+func (m *UsageRollupMutation) SetCachedInputTokens(i int64) {
+	m.cached_input_tokens = &i
+	m.addcached_input_tokens = nil
+}
+
+// CachedInputTokens returns the value of the "cached_input_tokens" field in the mutation.
+func (m *UsageRollupMutation) CachedInputTokens() (r int64, exists bool) {
+	v := m.cached_input_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCachedInputTokens returns the old "cached_input_tokens" field's value of the UsageRollup entity.
+// If the UsageRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupMutation) OldCachedInputTokens(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCachedInputTokens is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCachedInputTokens requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCachedInputTokens: %w", err)
+	}
+	return oldValue.CachedInputTokens, nil
+}
+
+// AddCachedInputTokens adds i to the "cached_input_tokens" field.
+func (m *UsageRollupMutation) AddCachedInputTokens(i int64) {
+	if m.addcached_input_tokens != nil {
+		*m.addcached_input_tokens += i
+	} else {
+		m.addcached_input_tokens = &i
+	}
+}
+
+// AddedCachedInputTokens returns the value that was added to the "cached_input_tokens" field in this mutation.
+func (m *UsageRollupMutation) AddedCachedInputTokens() (r int64, exists bool) {
+	v := m.addcached_input_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetCachedInputTokens resets all changes to the "cached_input_tokens" field.
+func (m *UsageRollupMutation) ResetCachedInputTokens() {
+	m.cached_input_tokens = nil
+	m.addcached_input_tokens = nil
+}
+
+// SetTotalTokens sets the "total_tokens" field.
+func (m *UsageRollupMutation) SetTotalTokens(i int64) {
+	m.total_tokens = &i
+	m.addtotal_tokens = nil
+}
+
+// TotalTokens returns the value of the "total_tokens" field in the mutation.
+func (m *UsageRollupMutation) TotalTokens() (r int64, exists bool) {
+	v := m.total_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTotalTokens returns the old "total_tokens" field's value of the UsageRollup entity.
+// If the UsageRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupMutation) OldTotalTokens(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTotalTokens is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTotalTokens requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTotalTokens: %w", err)
+	}
+	return oldValue.TotalTokens, nil
+}
+
+// AddTotalTokens adds i to the "total_tokens" field.
+func (m *UsageRollupMutation) AddTotalTokens(i int64) {
+	if m.addtotal_tokens != nil {
+		*m.addtotal_tokens += i
+	} else {
+		m.addtotal_tokens = &i
+	}
+}
+
+// AddedTotalTokens returns the value that was added to the "total_tokens" field in this mutation.
+func (m *UsageRollupMutation) AddedTotalTokens() (r int64, exists bool) {
+	v := m.addtotal_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetTotalTokens resets all changes to the "total_tokens" field.
+func (m *UsageRollupMutation) ResetTotalTokens() {
+	m.total_tokens = nil
+	m.addtotal_tokens = nil
+}
+
+// SetCostMicros sets the "cost_micros" field.
+func (m *UsageRollupMutation) SetCostMicros(i int64) {
+	m.cost_micros = &i
+	m.addcost_micros = nil
+}
+
+// CostMicros returns the value of the "cost_micros" field in the mutation.
+func (m *UsageRollupMutation) CostMicros() (r int64, exists bool) {
+	v := m.cost_micros
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCostMicros returns the old "cost_micros" field's value of the UsageRollup entity.
+// If the UsageRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupMutation) OldCostMicros(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCostMicros is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCostMicros requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCostMicros: %w", err)
+	}
+	return oldValue.CostMicros, nil
+}
+
+// AddCostMicros adds i to the "cost_micros" field.
+func (m *UsageRollupMutation) AddCostMicros(i int64) {
+	if m.addcost_micros != nil {
+		*m.addcost_micros += i
+	} else {
+		m.addcost_micros = &i
+	}
+}
+
+// AddedCostMicros returns the value that was added to the "cost_micros" field in this mutation.
+func (m *UsageRollupMutation) AddedCostMicros() (r int64, exists bool) {
+	v := m.addcost_micros
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetCostMicros resets all changes to the "cost_micros" field.
+func (m *UsageRollupMutation) ResetCostMicros() {
+	m.cost_micros = nil
+	m.addcost_micros = nil
+}
+
+// SetRuns sets the "runs" field.
+func (m *UsageRollupMutation) SetRuns(i int64) {
+	m.runs = &i
+	m.addruns = nil
+}
+
+// Runs returns the value of the "runs" field in the mutation.
+func (m *UsageRollupMutation) Runs() (r int64, exists bool) {
+	v := m.runs
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRuns returns the old "runs" field's value of the UsageRollup entity.
+// If the UsageRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupMutation) OldRuns(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRuns is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRuns requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRuns: %w", err)
+	}
+	return oldValue.Runs, nil
+}
+
+// AddRuns adds i to the "runs" field.
+func (m *UsageRollupMutation) AddRuns(i int64) {
+	if m.addruns != nil {
+		*m.addruns += i
+	} else {
+		m.addruns = &i
+	}
+}
+
+// AddedRuns returns the value that was added to the "runs" field in this mutation.
+func (m *UsageRollupMutation) AddedRuns() (r int64, exists bool) {
+	v := m.addruns
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetRuns resets all changes to the "runs" field.
+func (m *UsageRollupMutation) ResetRuns() {
+	m.runs = nil
+	m.addruns = nil
+}
+
+// SetRecords sets the "records" field.
+func (m *UsageRollupMutation) SetRecords(i int64) {
+	m.records = &i
+	m.addrecords = nil
+}
+
+// Records returns the value of the "records" field in the mutation.
+func (m *UsageRollupMutation) Records() (r int64, exists bool) {
+	v := m.records
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRecords returns the old "records" field's value of the UsageRollup entity.
+// If the UsageRollup object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupMutation) OldRecords(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRecords is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRecords requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRecords: %w", err)
+	}
+	return oldValue.Records, nil
+}
+
+// AddRecords adds i to the "records" field.
+func (m *UsageRollupMutation) AddRecords(i int64) {
+	if m.addrecords != nil {
+		*m.addrecords += i
+	} else {
+		m.addrecords = &i
+	}
+}
+
+// AddedRecords returns the value that was added to the "records" field in this mutation.
+func (m *UsageRollupMutation) AddedRecords() (r int64, exists bool) {
+	v := m.addrecords
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetRecords resets all changes to the "records" field.
+func (m *UsageRollupMutation) ResetRecords() {
+	m.records = nil
+	m.addrecords = nil
+}
+
+// Where appends a list predicates to the UsageRollupMutation builder.
+func (m *UsageRollupMutation) Where(ps ...predicate.UsageRollup) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the UsageRollupMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *UsageRollupMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.UsageRollup, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *UsageRollupMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *UsageRollupMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (UsageRollup).
+func (m *UsageRollupMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *UsageRollupMutation) Fields() []string {
+	fields := make([]string, 0, 12)
+	if m.tenant_id != nil {
+		fields = append(fields, usagerollup.FieldTenantID)
+	}
+	if m.grain != nil {
+		fields = append(fields, usagerollup.FieldGrain)
+	}
+	if m.bucket_start != nil {
+		fields = append(fields, usagerollup.FieldBucketStart)
+	}
+	if m.kind != nil {
+		fields = append(fields, usagerollup.FieldKind)
+	}
+	if m.key != nil {
+		fields = append(fields, usagerollup.FieldKey)
+	}
+	if m.input_tokens != nil {
+		fields = append(fields, usagerollup.FieldInputTokens)
+	}
+	if m.output_tokens != nil {
+		fields = append(fields, usagerollup.FieldOutputTokens)
+	}
+	if m.cached_input_tokens != nil {
+		fields = append(fields, usagerollup.FieldCachedInputTokens)
+	}
+	if m.total_tokens != nil {
+		fields = append(fields, usagerollup.FieldTotalTokens)
+	}
+	if m.cost_micros != nil {
+		fields = append(fields, usagerollup.FieldCostMicros)
+	}
+	if m.runs != nil {
+		fields = append(fields, usagerollup.FieldRuns)
+	}
+	if m.records != nil {
+		fields = append(fields, usagerollup.FieldRecords)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *UsageRollupMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case usagerollup.FieldTenantID:
+		return m.TenantID()
+	case usagerollup.FieldGrain:
+		return m.Grain()
+	case usagerollup.FieldBucketStart:
+		return m.BucketStart()
+	case usagerollup.FieldKind:
+		return m.Kind()
+	case usagerollup.FieldKey:
+		return m.Key()
+	case usagerollup.FieldInputTokens:
+		return m.InputTokens()
+	case usagerollup.FieldOutputTokens:
+		return m.OutputTokens()
+	case usagerollup.FieldCachedInputTokens:
+		return m.CachedInputTokens()
+	case usagerollup.FieldTotalTokens:
+		return m.TotalTokens()
+	case usagerollup.FieldCostMicros:
+		return m.CostMicros()
+	case usagerollup.FieldRuns:
+		return m.Runs()
+	case usagerollup.FieldRecords:
+		return m.Records()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *UsageRollupMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case usagerollup.FieldTenantID:
+		return m.OldTenantID(ctx)
+	case usagerollup.FieldGrain:
+		return m.OldGrain(ctx)
+	case usagerollup.FieldBucketStart:
+		return m.OldBucketStart(ctx)
+	case usagerollup.FieldKind:
+		return m.OldKind(ctx)
+	case usagerollup.FieldKey:
+		return m.OldKey(ctx)
+	case usagerollup.FieldInputTokens:
+		return m.OldInputTokens(ctx)
+	case usagerollup.FieldOutputTokens:
+		return m.OldOutputTokens(ctx)
+	case usagerollup.FieldCachedInputTokens:
+		return m.OldCachedInputTokens(ctx)
+	case usagerollup.FieldTotalTokens:
+		return m.OldTotalTokens(ctx)
+	case usagerollup.FieldCostMicros:
+		return m.OldCostMicros(ctx)
+	case usagerollup.FieldRuns:
+		return m.OldRuns(ctx)
+	case usagerollup.FieldRecords:
+		return m.OldRecords(ctx)
+	}
+	return nil, fmt.Errorf("unknown UsageRollup field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *UsageRollupMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case usagerollup.FieldTenantID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTenantID(v)
+		return nil
+	case usagerollup.FieldGrain:
+		v, ok := value.(usagerollup.Grain)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetGrain(v)
+		return nil
+	case usagerollup.FieldBucketStart:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBucketStart(v)
+		return nil
+	case usagerollup.FieldKind:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case usagerollup.FieldKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKey(v)
+		return nil
+	case usagerollup.FieldInputTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetInputTokens(v)
+		return nil
+	case usagerollup.FieldOutputTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOutputTokens(v)
+		return nil
+	case usagerollup.FieldCachedInputTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCachedInputTokens(v)
+		return nil
+	case usagerollup.FieldTotalTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTotalTokens(v)
+		return nil
+	case usagerollup.FieldCostMicros:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCostMicros(v)
+		return nil
+	case usagerollup.FieldRuns:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRuns(v)
+		return nil
+	case usagerollup.FieldRecords:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRecords(v)
+		return nil
+	}
+	return fmt.Errorf("unknown UsageRollup field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *UsageRollupMutation) AddedFields() []string {
+	var fields []string
+	if m.addinput_tokens != nil {
+		fields = append(fields, usagerollup.FieldInputTokens)
+	}
+	if m.addoutput_tokens != nil {
+		fields = append(fields, usagerollup.FieldOutputTokens)
+	}
+	if m.addcached_input_tokens != nil {
+		fields = append(fields, usagerollup.FieldCachedInputTokens)
+	}
+	if m.addtotal_tokens != nil {
+		fields = append(fields, usagerollup.FieldTotalTokens)
+	}
+	if m.addcost_micros != nil {
+		fields = append(fields, usagerollup.FieldCostMicros)
+	}
+	if m.addruns != nil {
+		fields = append(fields, usagerollup.FieldRuns)
+	}
+	if m.addrecords != nil {
+		fields = append(fields, usagerollup.FieldRecords)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *UsageRollupMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case usagerollup.FieldInputTokens:
+		return m.AddedInputTokens()
+	case usagerollup.FieldOutputTokens:
+		return m.AddedOutputTokens()
+	case usagerollup.FieldCachedInputTokens:
+		return m.AddedCachedInputTokens()
+	case usagerollup.FieldTotalTokens:
+		return m.AddedTotalTokens()
+	case usagerollup.FieldCostMicros:
+		return m.AddedCostMicros()
+	case usagerollup.FieldRuns:
+		return m.AddedRuns()
+	case usagerollup.FieldRecords:
+		return m.AddedRecords()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *UsageRollupMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case usagerollup.FieldInputTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddInputTokens(v)
+		return nil
+	case usagerollup.FieldOutputTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddOutputTokens(v)
+		return nil
+	case usagerollup.FieldCachedInputTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCachedInputTokens(v)
+		return nil
+	case usagerollup.FieldTotalTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTotalTokens(v)
+		return nil
+	case usagerollup.FieldCostMicros:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCostMicros(v)
+		return nil
+	case usagerollup.FieldRuns:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRuns(v)
+		return nil
+	case usagerollup.FieldRecords:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRecords(v)
+		return nil
+	}
+	return fmt.Errorf("unknown UsageRollup numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *UsageRollupMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *UsageRollupMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *UsageRollupMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown UsageRollup nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *UsageRollupMutation) ResetField(name string) error {
+	switch name {
+	case usagerollup.FieldTenantID:
+		m.ResetTenantID()
+		return nil
+	case usagerollup.FieldGrain:
+		m.ResetGrain()
+		return nil
+	case usagerollup.FieldBucketStart:
+		m.ResetBucketStart()
+		return nil
+	case usagerollup.FieldKind:
+		m.ResetKind()
+		return nil
+	case usagerollup.FieldKey:
+		m.ResetKey()
+		return nil
+	case usagerollup.FieldInputTokens:
+		m.ResetInputTokens()
+		return nil
+	case usagerollup.FieldOutputTokens:
+		m.ResetOutputTokens()
+		return nil
+	case usagerollup.FieldCachedInputTokens:
+		m.ResetCachedInputTokens()
+		return nil
+	case usagerollup.FieldTotalTokens:
+		m.ResetTotalTokens()
+		return nil
+	case usagerollup.FieldCostMicros:
+		m.ResetCostMicros()
+		return nil
+	case usagerollup.FieldRuns:
+		m.ResetRuns()
+		return nil
+	case usagerollup.FieldRecords:
+		m.ResetRecords()
+		return nil
+	}
+	return fmt.Errorf("unknown UsageRollup field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *UsageRollupMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *UsageRollupMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *UsageRollupMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *UsageRollupMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *UsageRollupMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *UsageRollupMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *UsageRollupMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown UsageRollup unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *UsageRollupMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown UsageRollup edge %s", name)
+}
+
+// UsageRollupDeltaMutation represents an operation that mutates the UsageRollupDelta nodes in the graph.
+type UsageRollupDeltaMutation struct {
+	config
+	op                     Op
+	typ                    string
+	id                     *int
+	tenant_id              *uuid.UUID
+	hour                   *time.Time
+	model                  *string
+	agent_name             *string
+	model_runs             *int64
+	addmodel_runs          *int64
+	input_tokens           *int64
+	addinput_tokens        *int64
+	output_tokens          *int64
+	addoutput_tokens       *int64
+	cached_input_tokens    *int64
+	addcached_input_tokens *int64
+	total_tokens           *int64
+	addtotal_tokens        *int64
+	cost_micros            *int64
+	addcost_micros         *int64
+	runs                   *int64
+	addruns                *int64
+	records                *int64
+	addrecords             *int64
+	clearedFields          map[string]struct{}
+	done                   bool
+	oldValue               func(context.Context) (*UsageRollupDelta, error)
+	predicates             []predicate.UsageRollupDelta
+}
+
+var _ ent.Mutation = (*UsageRollupDeltaMutation)(nil)
+
+// usagerollupdeltaOption allows management of the mutation configuration using functional options.
+type usagerollupdeltaOption func(*UsageRollupDeltaMutation)
+
+// newUsageRollupDeltaMutation creates new mutation for the UsageRollupDelta entity.
+func newUsageRollupDeltaMutation(c config, op Op, opts ...usagerollupdeltaOption) *UsageRollupDeltaMutation {
+	m := &UsageRollupDeltaMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeUsageRollupDelta,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withUsageRollupDeltaID sets the ID field of the mutation.
+func withUsageRollupDeltaID(id int) usagerollupdeltaOption {
+	return func(m *UsageRollupDeltaMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *UsageRollupDelta
+		)
+		m.oldValue = func(ctx context.Context) (*UsageRollupDelta, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().UsageRollupDelta.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withUsageRollupDelta sets the old UsageRollupDelta of the mutation.
+func withUsageRollupDelta(node *UsageRollupDelta) usagerollupdeltaOption {
+	return func(m *UsageRollupDeltaMutation) {
+		m.oldValue = func(context.Context) (*UsageRollupDelta, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m UsageRollupDeltaMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m UsageRollupDeltaMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *UsageRollupDeltaMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *UsageRollupDeltaMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().UsageRollupDelta.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetTenantID sets the "tenant_id" field.
+func (m *UsageRollupDeltaMutation) SetTenantID(u uuid.UUID) {
+	m.tenant_id = &u
+}
+
+// TenantID returns the value of the "tenant_id" field in the mutation.
+func (m *UsageRollupDeltaMutation) TenantID() (r uuid.UUID, exists bool) {
+	v := m.tenant_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTenantID returns the old "tenant_id" field's value of the UsageRollupDelta entity.
+// If the UsageRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupDeltaMutation) OldTenantID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTenantID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTenantID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTenantID: %w", err)
+	}
+	return oldValue.TenantID, nil
+}
+
+// ResetTenantID resets all changes to the "tenant_id" field.
+func (m *UsageRollupDeltaMutation) ResetTenantID() {
+	m.tenant_id = nil
+}
+
+// SetHour sets the "hour" field.
+func (m *UsageRollupDeltaMutation) SetHour(t time.Time) {
+	m.hour = &t
+}
+
+// Hour returns the value of the "hour" field in the mutation.
+func (m *UsageRollupDeltaMutation) Hour() (r time.Time, exists bool) {
+	v := m.hour
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHour returns the old "hour" field's value of the UsageRollupDelta entity.
+// If the UsageRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupDeltaMutation) OldHour(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHour is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHour requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHour: %w", err)
+	}
+	return oldValue.Hour, nil
+}
+
+// ResetHour resets all changes to the "hour" field.
+func (m *UsageRollupDeltaMutation) ResetHour() {
+	m.hour = nil
+}
+
+// SetModel sets the "model" field.
+func (m *UsageRollupDeltaMutation) SetModel(s string) {
+	m.model = &s
+}
+
+// Model returns the value of the "model" field in the mutation.
+func (m *UsageRollupDeltaMutation) Model() (r string, exists bool) {
+	v := m.model
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldModel returns the old "model" field's value of the UsageRollupDelta entity.
+// If the UsageRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupDeltaMutation) OldModel(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldModel is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldModel requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldModel: %w", err)
+	}
+	return oldValue.Model, nil
+}
+
+// ResetModel resets all changes to the "model" field.
+func (m *UsageRollupDeltaMutation) ResetModel() {
+	m.model = nil
+}
+
+// SetAgentName sets the "agent_name" field.
+func (m *UsageRollupDeltaMutation) SetAgentName(s string) {
+	m.agent_name = &s
+}
+
+// AgentName returns the value of the "agent_name" field in the mutation.
+func (m *UsageRollupDeltaMutation) AgentName() (r string, exists bool) {
+	v := m.agent_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAgentName returns the old "agent_name" field's value of the UsageRollupDelta entity.
+// If the UsageRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupDeltaMutation) OldAgentName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAgentName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAgentName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAgentName: %w", err)
+	}
+	return oldValue.AgentName, nil
+}
+
+// ResetAgentName resets all changes to the "agent_name" field.
+func (m *UsageRollupDeltaMutation) ResetAgentName() {
+	m.agent_name = nil
+}
+
+// SetModelRuns sets the "model_runs" field.
+func (m *UsageRollupDeltaMutation) SetModelRuns(i int64) {
+	m.model_runs = &i
+	m.addmodel_runs = nil
+}
+
+// ModelRuns returns the value of the "model_runs" field in the mutation.
+func (m *UsageRollupDeltaMutation) ModelRuns() (r int64, exists bool) {
+	v := m.model_runs
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldModelRuns returns the old "model_runs" field's value of the UsageRollupDelta entity.
+// If the UsageRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupDeltaMutation) OldModelRuns(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldModelRuns is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldModelRuns requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldModelRuns: %w", err)
+	}
+	return oldValue.ModelRuns, nil
+}
+
+// AddModelRuns adds i to the "model_runs" field.
+func (m *UsageRollupDeltaMutation) AddModelRuns(i int64) {
+	if m.addmodel_runs != nil {
+		*m.addmodel_runs += i
+	} else {
+		m.addmodel_runs = &i
+	}
+}
+
+// AddedModelRuns returns the value that was added to the "model_runs" field in this mutation.
+func (m *UsageRollupDeltaMutation) AddedModelRuns() (r int64, exists bool) {
+	v := m.addmodel_runs
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetModelRuns resets all changes to the "model_runs" field.
+func (m *UsageRollupDeltaMutation) ResetModelRuns() {
+	m.model_runs = nil
+	m.addmodel_runs = nil
+}
+
+// SetInputTokens sets the "input_tokens" field.
+func (m *UsageRollupDeltaMutation) SetInputTokens(i int64) {
+	m.input_tokens = &i
+	m.addinput_tokens = nil
+}
+
+// InputTokens returns the value of the "input_tokens" field in the mutation.
+func (m *UsageRollupDeltaMutation) InputTokens() (r int64, exists bool) {
+	v := m.input_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldInputTokens returns the old "input_tokens" field's value of the UsageRollupDelta entity.
+// If the UsageRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupDeltaMutation) OldInputTokens(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldInputTokens is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldInputTokens requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldInputTokens: %w", err)
+	}
+	return oldValue.InputTokens, nil
+}
+
+// AddInputTokens adds i to the "input_tokens" field.
+func (m *UsageRollupDeltaMutation) AddInputTokens(i int64) {
+	if m.addinput_tokens != nil {
+		*m.addinput_tokens += i
+	} else {
+		m.addinput_tokens = &i
+	}
+}
+
+// AddedInputTokens returns the value that was added to the "input_tokens" field in this mutation.
+func (m *UsageRollupDeltaMutation) AddedInputTokens() (r int64, exists bool) {
+	v := m.addinput_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetInputTokens resets all changes to the "input_tokens" field.
+func (m *UsageRollupDeltaMutation) ResetInputTokens() {
+	m.input_tokens = nil
+	m.addinput_tokens = nil
+}
+
+// SetOutputTokens sets the "output_tokens" field.
+func (m *UsageRollupDeltaMutation) SetOutputTokens(i int64) {
+	m.output_tokens = &i
+	m.addoutput_tokens = nil
+}
+
+// OutputTokens returns the value of the "output_tokens" field in the mutation.
+func (m *UsageRollupDeltaMutation) OutputTokens() (r int64, exists bool) {
+	v := m.output_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOutputTokens returns the old "output_tokens" field's value of the UsageRollupDelta entity.
+// If the UsageRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupDeltaMutation) OldOutputTokens(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOutputTokens is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOutputTokens requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOutputTokens: %w", err)
+	}
+	return oldValue.OutputTokens, nil
+}
+
+// AddOutputTokens adds i to the "output_tokens" field.
+func (m *UsageRollupDeltaMutation) AddOutputTokens(i int64) {
+	if m.addoutput_tokens != nil {
+		*m.addoutput_tokens += i
+	} else {
+		m.addoutput_tokens = &i
+	}
+}
+
+// AddedOutputTokens returns the value that was added to the "output_tokens" field in this mutation.
+func (m *UsageRollupDeltaMutation) AddedOutputTokens() (r int64, exists bool) {
+	v := m.addoutput_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetOutputTokens resets all changes to the "output_tokens" field.
+func (m *UsageRollupDeltaMutation) ResetOutputTokens() {
+	m.output_tokens = nil
+	m.addoutput_tokens = nil
+}
+
+// SetCachedInputTokens sets the "cached_input_tokens" field.
+func (m *UsageRollupDeltaMutation) SetCachedInputTokens(i int64) {
+	m.cached_input_tokens = &i
+	m.addcached_input_tokens = nil
+}
+
+// CachedInputTokens returns the value of the "cached_input_tokens" field in the mutation.
+func (m *UsageRollupDeltaMutation) CachedInputTokens() (r int64, exists bool) {
+	v := m.cached_input_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCachedInputTokens returns the old "cached_input_tokens" field's value of the UsageRollupDelta entity.
+// If the UsageRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupDeltaMutation) OldCachedInputTokens(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCachedInputTokens is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCachedInputTokens requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCachedInputTokens: %w", err)
+	}
+	return oldValue.CachedInputTokens, nil
+}
+
+// AddCachedInputTokens adds i to the "cached_input_tokens" field.
+func (m *UsageRollupDeltaMutation) AddCachedInputTokens(i int64) {
+	if m.addcached_input_tokens != nil {
+		*m.addcached_input_tokens += i
+	} else {
+		m.addcached_input_tokens = &i
+	}
+}
+
+// AddedCachedInputTokens returns the value that was added to the "cached_input_tokens" field in this mutation.
+func (m *UsageRollupDeltaMutation) AddedCachedInputTokens() (r int64, exists bool) {
+	v := m.addcached_input_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetCachedInputTokens resets all changes to the "cached_input_tokens" field.
+func (m *UsageRollupDeltaMutation) ResetCachedInputTokens() {
+	m.cached_input_tokens = nil
+	m.addcached_input_tokens = nil
+}
+
+// SetTotalTokens sets the "total_tokens" field.
+func (m *UsageRollupDeltaMutation) SetTotalTokens(i int64) {
+	m.total_tokens = &i
+	m.addtotal_tokens = nil
+}
+
+// TotalTokens returns the value of the "total_tokens" field in the mutation.
+func (m *UsageRollupDeltaMutation) TotalTokens() (r int64, exists bool) {
+	v := m.total_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTotalTokens returns the old "total_tokens" field's value of the UsageRollupDelta entity.
+// If the UsageRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupDeltaMutation) OldTotalTokens(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTotalTokens is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTotalTokens requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTotalTokens: %w", err)
+	}
+	return oldValue.TotalTokens, nil
+}
+
+// AddTotalTokens adds i to the "total_tokens" field.
+func (m *UsageRollupDeltaMutation) AddTotalTokens(i int64) {
+	if m.addtotal_tokens != nil {
+		*m.addtotal_tokens += i
+	} else {
+		m.addtotal_tokens = &i
+	}
+}
+
+// AddedTotalTokens returns the value that was added to the "total_tokens" field in this mutation.
+func (m *UsageRollupDeltaMutation) AddedTotalTokens() (r int64, exists bool) {
+	v := m.addtotal_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetTotalTokens resets all changes to the "total_tokens" field.
+func (m *UsageRollupDeltaMutation) ResetTotalTokens() {
+	m.total_tokens = nil
+	m.addtotal_tokens = nil
+}
+
+// SetCostMicros sets the "cost_micros" field.
+func (m *UsageRollupDeltaMutation) SetCostMicros(i int64) {
+	m.cost_micros = &i
+	m.addcost_micros = nil
+}
+
+// CostMicros returns the value of the "cost_micros" field in the mutation.
+func (m *UsageRollupDeltaMutation) CostMicros() (r int64, exists bool) {
+	v := m.cost_micros
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCostMicros returns the old "cost_micros" field's value of the UsageRollupDelta entity.
+// If the UsageRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupDeltaMutation) OldCostMicros(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCostMicros is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCostMicros requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCostMicros: %w", err)
+	}
+	return oldValue.CostMicros, nil
+}
+
+// AddCostMicros adds i to the "cost_micros" field.
+func (m *UsageRollupDeltaMutation) AddCostMicros(i int64) {
+	if m.addcost_micros != nil {
+		*m.addcost_micros += i
+	} else {
+		m.addcost_micros = &i
+	}
+}
+
+// AddedCostMicros returns the value that was added to the "cost_micros" field in this mutation.
+func (m *UsageRollupDeltaMutation) AddedCostMicros() (r int64, exists bool) {
+	v := m.addcost_micros
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetCostMicros resets all changes to the "cost_micros" field.
+func (m *UsageRollupDeltaMutation) ResetCostMicros() {
+	m.cost_micros = nil
+	m.addcost_micros = nil
+}
+
+// SetRuns sets the "runs" field.
+func (m *UsageRollupDeltaMutation) SetRuns(i int64) {
+	m.runs = &i
+	m.addruns = nil
+}
+
+// Runs returns the value of the "runs" field in the mutation.
+func (m *UsageRollupDeltaMutation) Runs() (r int64, exists bool) {
+	v := m.runs
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRuns returns the old "runs" field's value of the UsageRollupDelta entity.
+// If the UsageRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupDeltaMutation) OldRuns(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRuns is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRuns requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRuns: %w", err)
+	}
+	return oldValue.Runs, nil
+}
+
+// AddRuns adds i to the "runs" field.
+func (m *UsageRollupDeltaMutation) AddRuns(i int64) {
+	if m.addruns != nil {
+		*m.addruns += i
+	} else {
+		m.addruns = &i
+	}
+}
+
+// AddedRuns returns the value that was added to the "runs" field in this mutation.
+func (m *UsageRollupDeltaMutation) AddedRuns() (r int64, exists bool) {
+	v := m.addruns
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetRuns resets all changes to the "runs" field.
+func (m *UsageRollupDeltaMutation) ResetRuns() {
+	m.runs = nil
+	m.addruns = nil
+}
+
+// SetRecords sets the "records" field.
+func (m *UsageRollupDeltaMutation) SetRecords(i int64) {
+	m.records = &i
+	m.addrecords = nil
+}
+
+// Records returns the value of the "records" field in the mutation.
+func (m *UsageRollupDeltaMutation) Records() (r int64, exists bool) {
+	v := m.records
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRecords returns the old "records" field's value of the UsageRollupDelta entity.
+// If the UsageRollupDelta object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRollupDeltaMutation) OldRecords(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRecords is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRecords requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRecords: %w", err)
+	}
+	return oldValue.Records, nil
+}
+
+// AddRecords adds i to the "records" field.
+func (m *UsageRollupDeltaMutation) AddRecords(i int64) {
+	if m.addrecords != nil {
+		*m.addrecords += i
+	} else {
+		m.addrecords = &i
+	}
+}
+
+// AddedRecords returns the value that was added to the "records" field in this mutation.
+func (m *UsageRollupDeltaMutation) AddedRecords() (r int64, exists bool) {
+	v := m.addrecords
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetRecords resets all changes to the "records" field.
+func (m *UsageRollupDeltaMutation) ResetRecords() {
+	m.records = nil
+	m.addrecords = nil
+}
+
+// Where appends a list predicates to the UsageRollupDeltaMutation builder.
+func (m *UsageRollupDeltaMutation) Where(ps ...predicate.UsageRollupDelta) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the UsageRollupDeltaMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *UsageRollupDeltaMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.UsageRollupDelta, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *UsageRollupDeltaMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *UsageRollupDeltaMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (UsageRollupDelta).
+func (m *UsageRollupDeltaMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *UsageRollupDeltaMutation) Fields() []string {
+	fields := make([]string, 0, 12)
+	if m.tenant_id != nil {
+		fields = append(fields, usagerollupdelta.FieldTenantID)
+	}
+	if m.hour != nil {
+		fields = append(fields, usagerollupdelta.FieldHour)
+	}
+	if m.model != nil {
+		fields = append(fields, usagerollupdelta.FieldModel)
+	}
+	if m.agent_name != nil {
+		fields = append(fields, usagerollupdelta.FieldAgentName)
+	}
+	if m.model_runs != nil {
+		fields = append(fields, usagerollupdelta.FieldModelRuns)
+	}
+	if m.input_tokens != nil {
+		fields = append(fields, usagerollupdelta.FieldInputTokens)
+	}
+	if m.output_tokens != nil {
+		fields = append(fields, usagerollupdelta.FieldOutputTokens)
+	}
+	if m.cached_input_tokens != nil {
+		fields = append(fields, usagerollupdelta.FieldCachedInputTokens)
+	}
+	if m.total_tokens != nil {
+		fields = append(fields, usagerollupdelta.FieldTotalTokens)
+	}
+	if m.cost_micros != nil {
+		fields = append(fields, usagerollupdelta.FieldCostMicros)
+	}
+	if m.runs != nil {
+		fields = append(fields, usagerollupdelta.FieldRuns)
+	}
+	if m.records != nil {
+		fields = append(fields, usagerollupdelta.FieldRecords)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *UsageRollupDeltaMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case usagerollupdelta.FieldTenantID:
+		return m.TenantID()
+	case usagerollupdelta.FieldHour:
+		return m.Hour()
+	case usagerollupdelta.FieldModel:
+		return m.Model()
+	case usagerollupdelta.FieldAgentName:
+		return m.AgentName()
+	case usagerollupdelta.FieldModelRuns:
+		return m.ModelRuns()
+	case usagerollupdelta.FieldInputTokens:
+		return m.InputTokens()
+	case usagerollupdelta.FieldOutputTokens:
+		return m.OutputTokens()
+	case usagerollupdelta.FieldCachedInputTokens:
+		return m.CachedInputTokens()
+	case usagerollupdelta.FieldTotalTokens:
+		return m.TotalTokens()
+	case usagerollupdelta.FieldCostMicros:
+		return m.CostMicros()
+	case usagerollupdelta.FieldRuns:
+		return m.Runs()
+	case usagerollupdelta.FieldRecords:
+		return m.Records()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *UsageRollupDeltaMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case usagerollupdelta.FieldTenantID:
+		return m.OldTenantID(ctx)
+	case usagerollupdelta.FieldHour:
+		return m.OldHour(ctx)
+	case usagerollupdelta.FieldModel:
+		return m.OldModel(ctx)
+	case usagerollupdelta.FieldAgentName:
+		return m.OldAgentName(ctx)
+	case usagerollupdelta.FieldModelRuns:
+		return m.OldModelRuns(ctx)
+	case usagerollupdelta.FieldInputTokens:
+		return m.OldInputTokens(ctx)
+	case usagerollupdelta.FieldOutputTokens:
+		return m.OldOutputTokens(ctx)
+	case usagerollupdelta.FieldCachedInputTokens:
+		return m.OldCachedInputTokens(ctx)
+	case usagerollupdelta.FieldTotalTokens:
+		return m.OldTotalTokens(ctx)
+	case usagerollupdelta.FieldCostMicros:
+		return m.OldCostMicros(ctx)
+	case usagerollupdelta.FieldRuns:
+		return m.OldRuns(ctx)
+	case usagerollupdelta.FieldRecords:
+		return m.OldRecords(ctx)
+	}
+	return nil, fmt.Errorf("unknown UsageRollupDelta field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *UsageRollupDeltaMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case usagerollupdelta.FieldTenantID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTenantID(v)
+		return nil
+	case usagerollupdelta.FieldHour:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHour(v)
+		return nil
+	case usagerollupdelta.FieldModel:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetModel(v)
+		return nil
+	case usagerollupdelta.FieldAgentName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAgentName(v)
+		return nil
+	case usagerollupdelta.FieldModelRuns:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetModelRuns(v)
+		return nil
+	case usagerollupdelta.FieldInputTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetInputTokens(v)
+		return nil
+	case usagerollupdelta.FieldOutputTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOutputTokens(v)
+		return nil
+	case usagerollupdelta.FieldCachedInputTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCachedInputTokens(v)
+		return nil
+	case usagerollupdelta.FieldTotalTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTotalTokens(v)
+		return nil
+	case usagerollupdelta.FieldCostMicros:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCostMicros(v)
+		return nil
+	case usagerollupdelta.FieldRuns:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRuns(v)
+		return nil
+	case usagerollupdelta.FieldRecords:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRecords(v)
+		return nil
+	}
+	return fmt.Errorf("unknown UsageRollupDelta field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *UsageRollupDeltaMutation) AddedFields() []string {
+	var fields []string
+	if m.addmodel_runs != nil {
+		fields = append(fields, usagerollupdelta.FieldModelRuns)
+	}
+	if m.addinput_tokens != nil {
+		fields = append(fields, usagerollupdelta.FieldInputTokens)
+	}
+	if m.addoutput_tokens != nil {
+		fields = append(fields, usagerollupdelta.FieldOutputTokens)
+	}
+	if m.addcached_input_tokens != nil {
+		fields = append(fields, usagerollupdelta.FieldCachedInputTokens)
+	}
+	if m.addtotal_tokens != nil {
+		fields = append(fields, usagerollupdelta.FieldTotalTokens)
+	}
+	if m.addcost_micros != nil {
+		fields = append(fields, usagerollupdelta.FieldCostMicros)
+	}
+	if m.addruns != nil {
+		fields = append(fields, usagerollupdelta.FieldRuns)
+	}
+	if m.addrecords != nil {
+		fields = append(fields, usagerollupdelta.FieldRecords)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *UsageRollupDeltaMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case usagerollupdelta.FieldModelRuns:
+		return m.AddedModelRuns()
+	case usagerollupdelta.FieldInputTokens:
+		return m.AddedInputTokens()
+	case usagerollupdelta.FieldOutputTokens:
+		return m.AddedOutputTokens()
+	case usagerollupdelta.FieldCachedInputTokens:
+		return m.AddedCachedInputTokens()
+	case usagerollupdelta.FieldTotalTokens:
+		return m.AddedTotalTokens()
+	case usagerollupdelta.FieldCostMicros:
+		return m.AddedCostMicros()
+	case usagerollupdelta.FieldRuns:
+		return m.AddedRuns()
+	case usagerollupdelta.FieldRecords:
+		return m.AddedRecords()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *UsageRollupDeltaMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case usagerollupdelta.FieldModelRuns:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddModelRuns(v)
+		return nil
+	case usagerollupdelta.FieldInputTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddInputTokens(v)
+		return nil
+	case usagerollupdelta.FieldOutputTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddOutputTokens(v)
+		return nil
+	case usagerollupdelta.FieldCachedInputTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCachedInputTokens(v)
+		return nil
+	case usagerollupdelta.FieldTotalTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTotalTokens(v)
+		return nil
+	case usagerollupdelta.FieldCostMicros:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCostMicros(v)
+		return nil
+	case usagerollupdelta.FieldRuns:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRuns(v)
+		return nil
+	case usagerollupdelta.FieldRecords:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRecords(v)
+		return nil
+	}
+	return fmt.Errorf("unknown UsageRollupDelta numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *UsageRollupDeltaMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *UsageRollupDeltaMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *UsageRollupDeltaMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown UsageRollupDelta nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *UsageRollupDeltaMutation) ResetField(name string) error {
+	switch name {
+	case usagerollupdelta.FieldTenantID:
+		m.ResetTenantID()
+		return nil
+	case usagerollupdelta.FieldHour:
+		m.ResetHour()
+		return nil
+	case usagerollupdelta.FieldModel:
+		m.ResetModel()
+		return nil
+	case usagerollupdelta.FieldAgentName:
+		m.ResetAgentName()
+		return nil
+	case usagerollupdelta.FieldModelRuns:
+		m.ResetModelRuns()
+		return nil
+	case usagerollupdelta.FieldInputTokens:
+		m.ResetInputTokens()
+		return nil
+	case usagerollupdelta.FieldOutputTokens:
+		m.ResetOutputTokens()
+		return nil
+	case usagerollupdelta.FieldCachedInputTokens:
+		m.ResetCachedInputTokens()
+		return nil
+	case usagerollupdelta.FieldTotalTokens:
+		m.ResetTotalTokens()
+		return nil
+	case usagerollupdelta.FieldCostMicros:
+		m.ResetCostMicros()
+		return nil
+	case usagerollupdelta.FieldRuns:
+		m.ResetRuns()
+		return nil
+	case usagerollupdelta.FieldRecords:
+		m.ResetRecords()
+		return nil
+	}
+	return fmt.Errorf("unknown UsageRollupDelta field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *UsageRollupDeltaMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *UsageRollupDeltaMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *UsageRollupDeltaMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *UsageRollupDeltaMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *UsageRollupDeltaMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *UsageRollupDeltaMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *UsageRollupDeltaMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown UsageRollupDelta unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *UsageRollupDeltaMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown UsageRollupDelta edge %s", name)
+}
+
+// UsageRunMarkMutation represents an operation that mutates the UsageRunMark nodes in the graph.
+type UsageRunMarkMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *int
+	tenant_id     *uuid.UUID
+	run_id        *uuid.UUID
+	model         *string
+	hour          *time.Time
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*UsageRunMark, error)
+	predicates    []predicate.UsageRunMark
+}
+
+var _ ent.Mutation = (*UsageRunMarkMutation)(nil)
+
+// usagerunmarkOption allows management of the mutation configuration using functional options.
+type usagerunmarkOption func(*UsageRunMarkMutation)
+
+// newUsageRunMarkMutation creates new mutation for the UsageRunMark entity.
+func newUsageRunMarkMutation(c config, op Op, opts ...usagerunmarkOption) *UsageRunMarkMutation {
+	m := &UsageRunMarkMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeUsageRunMark,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withUsageRunMarkID sets the ID field of the mutation.
+func withUsageRunMarkID(id int) usagerunmarkOption {
+	return func(m *UsageRunMarkMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *UsageRunMark
+		)
+		m.oldValue = func(ctx context.Context) (*UsageRunMark, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().UsageRunMark.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withUsageRunMark sets the old UsageRunMark of the mutation.
+func withUsageRunMark(node *UsageRunMark) usagerunmarkOption {
+	return func(m *UsageRunMarkMutation) {
+		m.oldValue = func(context.Context) (*UsageRunMark, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m UsageRunMarkMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m UsageRunMarkMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *UsageRunMarkMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *UsageRunMarkMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().UsageRunMark.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetTenantID sets the "tenant_id" field.
+func (m *UsageRunMarkMutation) SetTenantID(u uuid.UUID) {
+	m.tenant_id = &u
+}
+
+// TenantID returns the value of the "tenant_id" field in the mutation.
+func (m *UsageRunMarkMutation) TenantID() (r uuid.UUID, exists bool) {
+	v := m.tenant_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTenantID returns the old "tenant_id" field's value of the UsageRunMark entity.
+// If the UsageRunMark object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRunMarkMutation) OldTenantID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTenantID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTenantID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTenantID: %w", err)
+	}
+	return oldValue.TenantID, nil
+}
+
+// ResetTenantID resets all changes to the "tenant_id" field.
+func (m *UsageRunMarkMutation) ResetTenantID() {
+	m.tenant_id = nil
+}
+
+// SetRunID sets the "run_id" field.
+func (m *UsageRunMarkMutation) SetRunID(u uuid.UUID) {
+	m.run_id = &u
+}
+
+// RunID returns the value of the "run_id" field in the mutation.
+func (m *UsageRunMarkMutation) RunID() (r uuid.UUID, exists bool) {
+	v := m.run_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRunID returns the old "run_id" field's value of the UsageRunMark entity.
+// If the UsageRunMark object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRunMarkMutation) OldRunID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRunID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRunID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRunID: %w", err)
+	}
+	return oldValue.RunID, nil
+}
+
+// ResetRunID resets all changes to the "run_id" field.
+func (m *UsageRunMarkMutation) ResetRunID() {
+	m.run_id = nil
+}
+
+// SetModel sets the "model" field.
+func (m *UsageRunMarkMutation) SetModel(s string) {
+	m.model = &s
+}
+
+// Model returns the value of the "model" field in the mutation.
+func (m *UsageRunMarkMutation) Model() (r string, exists bool) {
+	v := m.model
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldModel returns the old "model" field's value of the UsageRunMark entity.
+// If the UsageRunMark object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRunMarkMutation) OldModel(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldModel is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldModel requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldModel: %w", err)
+	}
+	return oldValue.Model, nil
+}
+
+// ResetModel resets all changes to the "model" field.
+func (m *UsageRunMarkMutation) ResetModel() {
+	m.model = nil
+}
+
+// SetHour sets the "hour" field.
+func (m *UsageRunMarkMutation) SetHour(t time.Time) {
+	m.hour = &t
+}
+
+// Hour returns the value of the "hour" field in the mutation.
+func (m *UsageRunMarkMutation) Hour() (r time.Time, exists bool) {
+	v := m.hour
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHour returns the old "hour" field's value of the UsageRunMark entity.
+// If the UsageRunMark object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UsageRunMarkMutation) OldHour(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHour is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHour requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHour: %w", err)
+	}
+	return oldValue.Hour, nil
+}
+
+// ResetHour resets all changes to the "hour" field.
+func (m *UsageRunMarkMutation) ResetHour() {
+	m.hour = nil
+}
+
+// Where appends a list predicates to the UsageRunMarkMutation builder.
+func (m *UsageRunMarkMutation) Where(ps ...predicate.UsageRunMark) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the UsageRunMarkMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *UsageRunMarkMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.UsageRunMark, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *UsageRunMarkMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *UsageRunMarkMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (UsageRunMark).
+func (m *UsageRunMarkMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *UsageRunMarkMutation) Fields() []string {
+	fields := make([]string, 0, 4)
+	if m.tenant_id != nil {
+		fields = append(fields, usagerunmark.FieldTenantID)
+	}
+	if m.run_id != nil {
+		fields = append(fields, usagerunmark.FieldRunID)
+	}
+	if m.model != nil {
+		fields = append(fields, usagerunmark.FieldModel)
+	}
+	if m.hour != nil {
+		fields = append(fields, usagerunmark.FieldHour)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *UsageRunMarkMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case usagerunmark.FieldTenantID:
+		return m.TenantID()
+	case usagerunmark.FieldRunID:
+		return m.RunID()
+	case usagerunmark.FieldModel:
+		return m.Model()
+	case usagerunmark.FieldHour:
+		return m.Hour()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *UsageRunMarkMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case usagerunmark.FieldTenantID:
+		return m.OldTenantID(ctx)
+	case usagerunmark.FieldRunID:
+		return m.OldRunID(ctx)
+	case usagerunmark.FieldModel:
+		return m.OldModel(ctx)
+	case usagerunmark.FieldHour:
+		return m.OldHour(ctx)
+	}
+	return nil, fmt.Errorf("unknown UsageRunMark field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *UsageRunMarkMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case usagerunmark.FieldTenantID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTenantID(v)
+		return nil
+	case usagerunmark.FieldRunID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRunID(v)
+		return nil
+	case usagerunmark.FieldModel:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetModel(v)
+		return nil
+	case usagerunmark.FieldHour:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHour(v)
+		return nil
+	}
+	return fmt.Errorf("unknown UsageRunMark field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *UsageRunMarkMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *UsageRunMarkMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *UsageRunMarkMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown UsageRunMark numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *UsageRunMarkMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *UsageRunMarkMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *UsageRunMarkMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown UsageRunMark nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *UsageRunMarkMutation) ResetField(name string) error {
+	switch name {
+	case usagerunmark.FieldTenantID:
+		m.ResetTenantID()
+		return nil
+	case usagerunmark.FieldRunID:
+		m.ResetRunID()
+		return nil
+	case usagerunmark.FieldModel:
+		m.ResetModel()
+		return nil
+	case usagerunmark.FieldHour:
+		m.ResetHour()
+		return nil
+	}
+	return fmt.Errorf("unknown UsageRunMark field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *UsageRunMarkMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *UsageRunMarkMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *UsageRunMarkMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *UsageRunMarkMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *UsageRunMarkMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *UsageRunMarkMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *UsageRunMarkMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown UsageRunMark unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *UsageRunMarkMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown UsageRunMark edge %s", name)
 }

@@ -22,12 +22,22 @@ type Tx struct {
 	AuditLog *AuditLogClient
 	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
 	IdempotencyKey *IdempotencyKeyClient
+	// RunRollup is the client for interacting with the RunRollup builders.
+	RunRollup *RunRollupClient
+	// RunRollupDelta is the client for interacting with the RunRollupDelta builders.
+	RunRollupDelta *RunRollupDeltaClient
 	// SystemHealth is the client for interacting with the SystemHealth builders.
 	SystemHealth *SystemHealthClient
 	// ToolCall is the client for interacting with the ToolCall builders.
 	ToolCall *ToolCallClient
 	// UsageMetric is the client for interacting with the UsageMetric builders.
 	UsageMetric *UsageMetricClient
+	// UsageRollup is the client for interacting with the UsageRollup builders.
+	UsageRollup *UsageRollupClient
+	// UsageRollupDelta is the client for interacting with the UsageRollupDelta builders.
+	UsageRollupDelta *UsageRollupDeltaClient
+	// UsageRunMark is the client for interacting with the UsageRunMark builders.
+	UsageRunMark *UsageRunMarkClient
 
 	// lazily loaded.
 	client     *Client
@@ -163,9 +173,14 @@ func (tx *Tx) init() {
 	tx.AgentStep = NewAgentStepClient(tx.config)
 	tx.AuditLog = NewAuditLogClient(tx.config)
 	tx.IdempotencyKey = NewIdempotencyKeyClient(tx.config)
+	tx.RunRollup = NewRunRollupClient(tx.config)
+	tx.RunRollupDelta = NewRunRollupDeltaClient(tx.config)
 	tx.SystemHealth = NewSystemHealthClient(tx.config)
 	tx.ToolCall = NewToolCallClient(tx.config)
 	tx.UsageMetric = NewUsageMetricClient(tx.config)
+	tx.UsageRollup = NewUsageRollupClient(tx.config)
+	tx.UsageRollupDelta = NewUsageRollupDeltaClient(tx.config)
+	tx.UsageRunMark = NewUsageRunMarkClient(tx.config)
 }
 
 // txDriver wraps the given dialect.Tx with a nop dialect.Driver implementation.

@@ -59,7 +59,9 @@
 # BENCH_WS_DURATION (20s), BENCH_WS_WARMUP (3s), BENCH_WS_IDLE (5000
 # connections), BENCH_WS_IDLE_SETTLE (5s), BENCH_WS_IDLE_HOLD (20s),
 # BENCH_SCALE_RUNS (1000000), BENCH_SCALE_USAGE (usage rows, as many as
-# runs), BENCH_SCALE_DURATION (BENCH_DURATION: the two list routes),
+# runs), BENCH_SCALE_SMALL_RUNS (10000: the second tenant whose one-client
+# aggregates are the baseline; both tenants' rollups come from a timed
+# `rollups rebuild`, its peak RSS too), BENCH_SCALE_DURATION (BENCH_DURATION: the two list routes),
 # BENCH_SCALE_AGG_DURATION (15s) and BENCH_SCALE_AGG_WARMUP (5s) (the two
 # aggregates, each a scan of the whole tenant), BENCH_LEGACY_RUNS (100000),
 # BENCH_LEGACY_IMPORT_FLAGS (none: e.g. --skip-fk-triggers). The
@@ -93,6 +95,7 @@ WS_IDLE_SETTLE=${BENCH_WS_IDLE_SETTLE:-5s}
 WS_IDLE_HOLD=${BENCH_WS_IDLE_HOLD:-20s}
 SCALE_RUNS=${BENCH_SCALE_RUNS:-1000000}
 SCALE_USAGE=${BENCH_SCALE_USAGE:-$SCALE_RUNS}
+SCALE_SMALL_RUNS=${BENCH_SCALE_SMALL_RUNS:-10000}
 SCALE_DURATION=${BENCH_SCALE_DURATION:-$DURATION}
 SCALE_AGG_DURATION=${BENCH_SCALE_AGG_DURATION:-15s}
 SCALE_AGG_WARMUP=${BENCH_SCALE_AGG_WARMUP:-5s}
@@ -520,6 +523,35 @@ FROM generate_series(1, $SCALE_USAGE) AS g;
 SQL
 psql_db -c 'VACUUM (ANALYZE) agentstore.agent_runs' -c 'VACUUM (ANALYZE) agentstore.usage_metrics'
 echo "scale_seed_s=$(($(date +%s) - seed_start))" >>"$raw/meta.env"
+# The same shape at SCALE_SMALL_RUNS for a second tenant: the one-client
+# aggregates there are the baseline of the ones at SCALE_RUNS (SPEC 15:
+# the rollups' cost does not grow with the rows).
+small_tenant=$(uuid)
+small_token=$(bin/agentstore token --tenant "$small_tenant" --ttl 2h)
+psql_db <<SQL
+INSERT INTO agentstore.agent_runs (id, tenant_id, created_at, agent_name, status, started_at, ended_at, updated_at)
+SELECT gen_random_uuid(), '$small_tenant', ts, (ARRAY['support-bot','researcher','coder','planner','summarizer'])[1 + g % 5],
+  CASE WHEN g % 20 = 0 THEN 'failed' WHEN g % 50 = 1 THEN 'running' ELSE 'succeeded' END,
+  ts, CASE WHEN g % 50 <> 1 THEN ts + make_interval(secs => g % 600) END, ts
+FROM (SELECT g, now() - (g * interval '30 days') / $SCALE_SMALL_RUNS AS ts FROM generate_series(1, $SCALE_SMALL_RUNS) AS g) AS s;
+INSERT INTO agentstore.usage_metrics (id, tenant_id, model, input_tokens, output_tokens, total_tokens, cost_usd, recorded_at)
+SELECT gen_random_uuid(), '$small_tenant', (ARRAY['gpt-4o','gpt-4o-mini','claude-sonnet-4','llama-3.1-70b'])[1 + g % 4],
+  100, 50, 150, 0.001, now() - (g * interval '30 days') / $SCALE_SMALL_RUNS
+FROM generate_series(1, $SCALE_SMALL_RUNS) AS g;
+SQL
+# The rollups of the seeded rows, as after a bulk load: `rollups rebuild`,
+# timed with its peak RSS.
+log "f. scale: rollups rebuild"
+rebuild_start=$(date +%s%N)
+if [ -x /usr/bin/time ]; then
+  /usr/bin/time -v -o "$raw/scale/rebuild-time.txt" bin/agentstore rollups rebuild >"$raw/scale/rebuild.txt" 2>"$raw/scale/rebuild.log" ||
+    die "rollups rebuild failed"
+  echo "scale_rebuild_rss_kib=$(sed -n 's/^[[:space:]]*Maximum resident set size (kbytes): *//p' "$raw/scale/rebuild-time.txt")" >>"$raw/meta.env"
+else
+  bin/agentstore rollups rebuild >"$raw/scale/rebuild.txt" 2>"$raw/scale/rebuild.log" || die "rollups rebuild failed"
+fi
+echo "scale_rebuild_ms=$((($(date +%s%N) - rebuild_start) / 1000000))" >>"$raw/meta.env"
+psql_db -c 'VACUUM (ANALYZE) agentstore.run_rollups' -c 'VACUUM (ANALYZE) agentstore.usage_rollups'
 since=$(date -u -d '30 days ago' +%Y-%m-%dT%H:%M:%SZ)
 echo "scale_from=$since" >>"$raw/meta.env"
 start_server scale
@@ -537,6 +569,10 @@ load scale-usage "$raw/scale/usage.json" -url "$scale_url/v1/usage/summary?group
 load scale-stats-1 "$raw/scale/stats-1.json" -url "$scale_url/v1/runs/stats?groupBy=status&from=$since" -token "$scale_token" \
   -c 1 -d "$SCALE_AGG_DURATION" -warmup 2s -timeout 60s -expect 200
 load scale-usage-1 "$raw/scale/usage-1.json" -url "$scale_url/v1/usage/summary?groupBy=day&from=$since" -token "$scale_token" \
+  -c 1 -d "$SCALE_AGG_DURATION" -warmup 2s -timeout 60s -expect 200
+load scale-small-stats-1 "$raw/scale/small-stats-1.json" -url "$scale_url/v1/runs/stats?groupBy=status&from=$since" -token "$small_token" \
+  -c 1 -d "$SCALE_AGG_DURATION" -warmup 2s -timeout 60s -expect 200
+load scale-small-usage-1 "$raw/scale/small-usage-1.json" -url "$scale_url/v1/usage/summary?groupBy=day&from=$since" -token "$small_token" \
   -c 1 -d "$SCALE_AGG_DURATION" -warmup 2s -timeout 60s -expect 200
 # One answer of each aggregate, to show what was computed.
 curl -fsS -H "Authorization: Bearer $scale_token" "$scale_url/v1/runs/stats?groupBy=status&from=$since" >"$raw/scale/stats-body.json" || true

@@ -233,6 +233,8 @@ func (r guideRun) kind() string {
 		return a
 	case strings.HasPrefix(a, "legacy import"):
 		return "legacy import"
+	case strings.HasPrefix(a, "rollups verify"), strings.HasPrefix(a, "rollups rebuild"):
+		return strings.Join(r.args[:2], " ")
 	case r.args[0] == "token":
 		return "token"
 	}

@@ -275,6 +275,16 @@ END $$`)
 		}
 		e.verify(t, verifies)
 		assert.Equal(t, before, legacyChecksum(t, db), "the legacy tables stay untouched")
+
+		// The import rebuilt the stats and usage rollups of what it wrote.
+		rollupVerifies := runs.of("rollups verify")
+		require.NotEmpty(t, rollupVerifies, "the guide shows `rollups verify` at cut-over")
+		require.NotZero(t, guideCount(t, db, `SELECT count(*) FROM agentstore.run_rollups`), "legacy import filled the rollups")
+		for _, r := range rollupVerifies {
+			out, err := e.run(t, r)
+			require.NoError(t, err, "guide line %d: %s", r.line, out)
+			assert.Contains(t, out, " 0 difference(s)", "guide line %d", r.line)
+		}
 	})
 
 	t.Run("serve, spot checks and rollback", func(t *testing.T) {

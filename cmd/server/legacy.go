@@ -10,9 +10,11 @@ import (
 	"log/slog"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/agentstore/agentstore/internal/config"
 	"github.com/agentstore/agentstore/internal/legacy"
+	"github.com/agentstore/agentstore/internal/store"
 )
 
 const legacyUsage = `usage: agentstore legacy import [--dry-run] [--batch N] [--workers N] [--incremental] [--skip-fk-triggers]
@@ -96,6 +98,21 @@ func legacyCommand(ctx context.Context, cfg config.Config, args []string, log *s
 		}
 		return nil
 	}
-	_, err = legacy.Import(ctx, db, opts)
-	return err
+	if _, err = legacy.Import(ctx, db, opts); err != nil || opts.DryRun {
+		return err
+	}
+	// The import writes raw rows in set-based batches; the stats and usage
+	// rollups of what it wrote are rebuilt from them (every tenant, every
+	// day), as `rollups rebuild` does.
+	st, err := openStore(ctx, cfg, log, prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rep, err := st.Rollups.Rebuild(ctx, store.RebuildOptions{})
+	if err != nil {
+		return fmt.Errorf("legacy import: the rows are imported, but rebuilding the rollups failed (run `rollups rebuild`): %w", err)
+	}
+	fmt.Fprintf(stdout, "rollups rebuilt: %d tenant(s), %d day(s)\n", rep.Tenants, rep.Days)
+	return nil
 }

@@ -44,6 +44,10 @@ commands:
   legacy import [--dry-run] [--batch N] [--workers N] [--incremental] [--skip-fk-triggers]
                    copy the legacy public tables into DB_SCHEMA (resumable, idempotent)
   legacy verify    check source = imported + quarantined, FKs and tenants
+  rollups rebuild [--tenant UUID] [--from TIME] [--to TIME]
+                   recompute the stats and usage rollups from the raw rows
+  rollups verify [--tenant UUID] [--from TIME] [--to TIME]
+                   compare the rollups with a raw scan; non-zero exit on a difference
   token --tenant UUID [--sub S] [--role R] [--ttl D]
                    mint an HS256 token with the configured (or development) secret
 
@@ -85,6 +89,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return migrate(ctx, cfg, args[1], log, stdout)
 	case cmd == "legacy":
 		return legacyCommand(ctx, cfg, args[1:], log, stdout, stderr)
+	case cmd == "rollups":
+		return rollupsCommand(ctx, cfg, args[1:], log, stdout, stderr)
 	case cmd == "token":
 		return token(cfg, args[1:], stdout, stderr)
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
@@ -247,6 +253,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	probeDone := make(chan struct{})
 	go func() { defer close(probeDone); prober.Run(probeCtx) }()
 	defer func() { stopProbe(); <-probeDone }()
+	// The rollup folder: every instance runs one, the fold lock lets one
+	// at a time write rollup rows.
+	foldCtx, stopFold := context.WithCancel(ctx)
+	foldDone := make(chan struct{})
+	go func() { defer close(foldDone); st.Rollups.RunFolder(foldCtx, rollupsFoldInterval, log) }()
+	defer func() { stopFold(); <-foldDone }()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

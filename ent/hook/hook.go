@@ -57,6 +57,30 @@ func (f IdempotencyKeyFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Val
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.IdempotencyKeyMutation", m)
 }
 
+// The RunRollupFunc type is an adapter to allow the use of ordinary
+// function as RunRollup mutator.
+type RunRollupFunc func(context.Context, *ent.RunRollupMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f RunRollupFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.RunRollupMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.RunRollupMutation", m)
+}
+
+// The RunRollupDeltaFunc type is an adapter to allow the use of ordinary
+// function as RunRollupDelta mutator.
+type RunRollupDeltaFunc func(context.Context, *ent.RunRollupDeltaMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f RunRollupDeltaFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.RunRollupDeltaMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.RunRollupDeltaMutation", m)
+}
+
 // The SystemHealthFunc type is an adapter to allow the use of ordinary
 // function as SystemHealth mutator.
 type SystemHealthFunc func(context.Context, *ent.SystemHealthMutation) (ent.Value, error)
@@ -91,6 +115,42 @@ func (f UsageMetricFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value,
 		return f(ctx, mv)
 	}
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.UsageMetricMutation", m)
+}
+
+// The UsageRollupFunc type is an adapter to allow the use of ordinary
+// function as UsageRollup mutator.
+type UsageRollupFunc func(context.Context, *ent.UsageRollupMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f UsageRollupFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.UsageRollupMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.UsageRollupMutation", m)
+}
+
+// The UsageRollupDeltaFunc type is an adapter to allow the use of ordinary
+// function as UsageRollupDelta mutator.
+type UsageRollupDeltaFunc func(context.Context, *ent.UsageRollupDeltaMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f UsageRollupDeltaFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.UsageRollupDeltaMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.UsageRollupDeltaMutation", m)
+}
+
+// The UsageRunMarkFunc type is an adapter to allow the use of ordinary
+// function as UsageRunMark mutator.
+type UsageRunMarkFunc func(context.Context, *ent.UsageRunMarkMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f UsageRunMarkFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.UsageRunMarkMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.UsageRunMarkMutation", m)
 }
 
 // Condition is a hook condition function.

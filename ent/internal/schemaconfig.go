@@ -7,13 +7,18 @@ import "context"
 // SchemaConfig represents alternative schema names for all tables
 // that can be passed at runtime.
 type SchemaConfig struct {
-	AgentRun       string // AgentRun table.
-	AgentStep      string // AgentStep table.
-	AuditLog       string // AuditLog table.
-	IdempotencyKey string // IdempotencyKey table.
-	SystemHealth   string // SystemHealth table.
-	ToolCall       string // ToolCall table.
-	UsageMetric    string // UsageMetric table.
+	AgentRun         string // AgentRun table.
+	AgentStep        string // AgentStep table.
+	AuditLog         string // AuditLog table.
+	IdempotencyKey   string // IdempotencyKey table.
+	RunRollup        string // RunRollup table.
+	RunRollupDelta   string // RunRollupDelta table.
+	SystemHealth     string // SystemHealth table.
+	ToolCall         string // ToolCall table.
+	UsageMetric      string // UsageMetric table.
+	UsageRollup      string // UsageRollup table.
+	UsageRollupDelta string // UsageRollupDelta table.
+	UsageRunMark     string // UsageRunMark table.
 }
 
 type schemaCtxKey struct{}

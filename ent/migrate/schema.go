@@ -162,6 +162,61 @@ var (
 			},
 		},
 	}
+	// RunRollupsColumns holds the columns for the "run_rollups" table.
+	RunRollupsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "tenant_id", Type: field.TypeUUID},
+		{Name: "grain", Type: field.TypeEnum, Enums: []string{"hour", "day"}},
+		{Name: "bucket_start", Type: field.TypeTime},
+		{Name: "kind", Type: field.TypeString},
+		{Name: "key", Type: field.TypeString},
+		{Name: "runs", Type: field.TypeInt64, Default: 0},
+		{Name: "duration_count", Type: field.TypeInt64, Default: 0},
+		{Name: "duration_sum_us", Type: field.TypeInt64, Default: 0},
+		{Name: "tool_calls", Type: field.TypeInt64, Default: 0},
+		{Name: "failed_tool_calls", Type: field.TypeInt64, Default: 0},
+		{Name: "histogram", Type: field.TypeBytes, Nullable: true},
+	}
+	// RunRollupsTable holds the schema information for the "run_rollups" table.
+	RunRollupsTable = &schema.Table{
+		Name:       "run_rollups",
+		Columns:    RunRollupsColumns,
+		PrimaryKey: []*schema.Column{RunRollupsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "runrollup_tenant_id_grain_bucket_start_kind_key",
+				Unique:  true,
+				Columns: []*schema.Column{RunRollupsColumns[1], RunRollupsColumns[2], RunRollupsColumns[3], RunRollupsColumns[4], RunRollupsColumns[5]},
+			},
+		},
+	}
+	// RunRollupDeltasColumns holds the columns for the "run_rollup_deltas" table.
+	RunRollupDeltasColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "tenant_id", Type: field.TypeUUID},
+		{Name: "hour", Type: field.TypeTime},
+		{Name: "status", Type: field.TypeString},
+		{Name: "agent_name", Type: field.TypeString},
+		{Name: "runs", Type: field.TypeInt64, Default: 0},
+		{Name: "duration_count", Type: field.TypeInt64, Default: 0},
+		{Name: "duration_sum_us", Type: field.TypeInt64, Default: 0},
+		{Name: "tool_calls", Type: field.TypeInt64, Default: 0},
+		{Name: "failed_tool_calls", Type: field.TypeInt64, Default: 0},
+		{Name: "histogram", Type: field.TypeBytes, Nullable: true},
+	}
+	// RunRollupDeltasTable holds the schema information for the "run_rollup_deltas" table.
+	RunRollupDeltasTable = &schema.Table{
+		Name:       "run_rollup_deltas",
+		Columns:    RunRollupDeltasColumns,
+		PrimaryKey: []*schema.Column{RunRollupDeltasColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "runrollupdelta_tenant_id_hour",
+				Unique:  false,
+				Columns: []*schema.Column{RunRollupDeltasColumns[1], RunRollupDeltasColumns[2]},
+			},
+		},
+	}
 	// SystemHealthColumns holds the columns for the "system_health" table.
 	SystemHealthColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -276,15 +331,99 @@ var (
 			},
 		},
 	}
+	// UsageRollupsColumns holds the columns for the "usage_rollups" table.
+	UsageRollupsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "tenant_id", Type: field.TypeUUID},
+		{Name: "grain", Type: field.TypeEnum, Enums: []string{"hour", "day"}},
+		{Name: "bucket_start", Type: field.TypeTime},
+		{Name: "kind", Type: field.TypeString},
+		{Name: "key", Type: field.TypeString},
+		{Name: "input_tokens", Type: field.TypeInt64, Default: 0},
+		{Name: "output_tokens", Type: field.TypeInt64, Default: 0},
+		{Name: "cached_input_tokens", Type: field.TypeInt64, Default: 0},
+		{Name: "total_tokens", Type: field.TypeInt64, Default: 0},
+		{Name: "cost_micros", Type: field.TypeInt64, Default: 0},
+		{Name: "runs", Type: field.TypeInt64, Default: 0},
+		{Name: "records", Type: field.TypeInt64, Default: 0},
+	}
+	// UsageRollupsTable holds the schema information for the "usage_rollups" table.
+	UsageRollupsTable = &schema.Table{
+		Name:       "usage_rollups",
+		Columns:    UsageRollupsColumns,
+		PrimaryKey: []*schema.Column{UsageRollupsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "usagerollup_tenant_id_grain_bucket_start_kind_key",
+				Unique:  true,
+				Columns: []*schema.Column{UsageRollupsColumns[1], UsageRollupsColumns[2], UsageRollupsColumns[3], UsageRollupsColumns[4], UsageRollupsColumns[5]},
+			},
+		},
+	}
+	// UsageRollupDeltasColumns holds the columns for the "usage_rollup_deltas" table.
+	UsageRollupDeltasColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "tenant_id", Type: field.TypeUUID},
+		{Name: "hour", Type: field.TypeTime},
+		{Name: "model", Type: field.TypeString},
+		{Name: "agent_name", Type: field.TypeString},
+		{Name: "model_runs", Type: field.TypeInt64, Default: 0},
+		{Name: "input_tokens", Type: field.TypeInt64, Default: 0},
+		{Name: "output_tokens", Type: field.TypeInt64, Default: 0},
+		{Name: "cached_input_tokens", Type: field.TypeInt64, Default: 0},
+		{Name: "total_tokens", Type: field.TypeInt64, Default: 0},
+		{Name: "cost_micros", Type: field.TypeInt64, Default: 0},
+		{Name: "runs", Type: field.TypeInt64, Default: 0},
+		{Name: "records", Type: field.TypeInt64, Default: 0},
+	}
+	// UsageRollupDeltasTable holds the schema information for the "usage_rollup_deltas" table.
+	UsageRollupDeltasTable = &schema.Table{
+		Name:       "usage_rollup_deltas",
+		Columns:    UsageRollupDeltasColumns,
+		PrimaryKey: []*schema.Column{UsageRollupDeltasColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "usagerollupdelta_tenant_id_hour",
+				Unique:  false,
+				Columns: []*schema.Column{UsageRollupDeltasColumns[1], UsageRollupDeltasColumns[2]},
+			},
+		},
+	}
+	// UsageRunMarksColumns holds the columns for the "usage_run_marks" table.
+	UsageRunMarksColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "tenant_id", Type: field.TypeUUID},
+		{Name: "run_id", Type: field.TypeUUID},
+		{Name: "model", Type: field.TypeString},
+		{Name: "hour", Type: field.TypeTime},
+	}
+	// UsageRunMarksTable holds the schema information for the "usage_run_marks" table.
+	UsageRunMarksTable = &schema.Table{
+		Name:       "usage_run_marks",
+		Columns:    UsageRunMarksColumns,
+		PrimaryKey: []*schema.Column{UsageRunMarksColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "usagerunmark_tenant_id_run_id_model",
+				Unique:  true,
+				Columns: []*schema.Column{UsageRunMarksColumns[1], UsageRunMarksColumns[2], UsageRunMarksColumns[3]},
+			},
+		},
+	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		AgentRunsTable,
 		AgentStepsTable,
 		AuditLogsTable,
 		IdempotencyKeysTable,
+		RunRollupsTable,
+		RunRollupDeltasTable,
 		SystemHealthTable,
 		ToolCallsTable,
 		UsageMetricsTable,
+		UsageRollupsTable,
+		UsageRollupDeltasTable,
+		UsageRunMarksTable,
 	}
 )
 
@@ -303,6 +442,12 @@ func init() {
 	IdempotencyKeysTable.Annotation = &entsql.Annotation{
 		Table: "idempotency_keys",
 	}
+	RunRollupsTable.Annotation = &entsql.Annotation{
+		Table: "run_rollups",
+	}
+	RunRollupDeltasTable.Annotation = &entsql.Annotation{
+		Table: "run_rollup_deltas",
+	}
 	SystemHealthTable.Annotation = &entsql.Annotation{
 		Table: "system_health",
 	}
@@ -314,5 +459,14 @@ func init() {
 	UsageMetricsTable.ForeignKeys[0].RefTable = AgentRunsTable
 	UsageMetricsTable.Annotation = &entsql.Annotation{
 		Table: "usage_metrics",
+	}
+	UsageRollupsTable.Annotation = &entsql.Annotation{
+		Table: "usage_rollups",
+	}
+	UsageRollupDeltasTable.Annotation = &entsql.Annotation{
+		Table: "usage_rollup_deltas",
+	}
+	UsageRunMarksTable.Annotation = &entsql.Annotation{
+		Table: "usage_run_marks",
 	}
 }

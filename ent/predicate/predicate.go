@@ -18,6 +18,12 @@ type AuditLog func(*sql.Selector)
 // IdempotencyKey is the predicate function for idempotencykey builders.
 type IdempotencyKey func(*sql.Selector)
 
+// RunRollup is the predicate function for runrollup builders.
+type RunRollup func(*sql.Selector)
+
+// RunRollupDelta is the predicate function for runrollupdelta builders.
+type RunRollupDelta func(*sql.Selector)
+
 // SystemHealth is the predicate function for systemhealth builders.
 type SystemHealth func(*sql.Selector)
 
@@ -26,3 +32,12 @@ type ToolCall func(*sql.Selector)
 
 // UsageMetric is the predicate function for usagemetric builders.
 type UsageMetric func(*sql.Selector)
+
+// UsageRollup is the predicate function for usagerollup builders.
+type UsageRollup func(*sql.Selector)
+
+// UsageRollupDelta is the predicate function for usagerollupdelta builders.
+type UsageRollupDelta func(*sql.Selector)
+
+// UsageRunMark is the predicate function for usagerunmark builders.
+type UsageRunMark func(*sql.Selector)

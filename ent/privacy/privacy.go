@@ -207,6 +207,54 @@ func (f IdempotencyKeyMutationRuleFunc) EvalMutation(ctx context.Context, m ent.
 	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.IdempotencyKeyMutation", m)
 }
 
+// The RunRollupQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type RunRollupQueryRuleFunc func(context.Context, *ent.RunRollupQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f RunRollupQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.RunRollupQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.RunRollupQuery", q)
+}
+
+// The RunRollupMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type RunRollupMutationRuleFunc func(context.Context, *ent.RunRollupMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f RunRollupMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.RunRollupMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.RunRollupMutation", m)
+}
+
+// The RunRollupDeltaQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type RunRollupDeltaQueryRuleFunc func(context.Context, *ent.RunRollupDeltaQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f RunRollupDeltaQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.RunRollupDeltaQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.RunRollupDeltaQuery", q)
+}
+
+// The RunRollupDeltaMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type RunRollupDeltaMutationRuleFunc func(context.Context, *ent.RunRollupDeltaMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f RunRollupDeltaMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.RunRollupDeltaMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.RunRollupDeltaMutation", m)
+}
+
 // The SystemHealthQueryRuleFunc type is an adapter to allow the use of ordinary
 // functions as a query rule.
 type SystemHealthQueryRuleFunc func(context.Context, *ent.SystemHealthQuery) error
@@ -279,6 +327,78 @@ func (f UsageMetricMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mut
 	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.UsageMetricMutation", m)
 }
 
+// The UsageRollupQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type UsageRollupQueryRuleFunc func(context.Context, *ent.UsageRollupQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f UsageRollupQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.UsageRollupQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.UsageRollupQuery", q)
+}
+
+// The UsageRollupMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type UsageRollupMutationRuleFunc func(context.Context, *ent.UsageRollupMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f UsageRollupMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.UsageRollupMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.UsageRollupMutation", m)
+}
+
+// The UsageRollupDeltaQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type UsageRollupDeltaQueryRuleFunc func(context.Context, *ent.UsageRollupDeltaQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f UsageRollupDeltaQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.UsageRollupDeltaQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.UsageRollupDeltaQuery", q)
+}
+
+// The UsageRollupDeltaMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type UsageRollupDeltaMutationRuleFunc func(context.Context, *ent.UsageRollupDeltaMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f UsageRollupDeltaMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.UsageRollupDeltaMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.UsageRollupDeltaMutation", m)
+}
+
+// The UsageRunMarkQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type UsageRunMarkQueryRuleFunc func(context.Context, *ent.UsageRunMarkQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f UsageRunMarkQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.UsageRunMarkQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.UsageRunMarkQuery", q)
+}
+
+// The UsageRunMarkMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type UsageRunMarkMutationRuleFunc func(context.Context, *ent.UsageRunMarkMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f UsageRunMarkMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.UsageRunMarkMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.UsageRunMarkMutation", m)
+}
+
 type (
 	// Filter is the interface that wraps the Where function
 	// for filtering nodes in queries and mutations.
@@ -322,11 +442,21 @@ func queryFilter(q ent.Query) (Filter, error) {
 		return q.Filter(), nil
 	case *ent.IdempotencyKeyQuery:
 		return q.Filter(), nil
+	case *ent.RunRollupQuery:
+		return q.Filter(), nil
+	case *ent.RunRollupDeltaQuery:
+		return q.Filter(), nil
 	case *ent.SystemHealthQuery:
 		return q.Filter(), nil
 	case *ent.ToolCallQuery:
 		return q.Filter(), nil
 	case *ent.UsageMetricQuery:
+		return q.Filter(), nil
+	case *ent.UsageRollupQuery:
+		return q.Filter(), nil
+	case *ent.UsageRollupDeltaQuery:
+		return q.Filter(), nil
+	case *ent.UsageRunMarkQuery:
 		return q.Filter(), nil
 	default:
 		return nil, Denyf("ent/privacy: unexpected query type %T for query filter", q)
@@ -343,11 +473,21 @@ func mutationFilter(m ent.Mutation) (Filter, error) {
 		return m.Filter(), nil
 	case *ent.IdempotencyKeyMutation:
 		return m.Filter(), nil
+	case *ent.RunRollupMutation:
+		return m.Filter(), nil
+	case *ent.RunRollupDeltaMutation:
+		return m.Filter(), nil
 	case *ent.SystemHealthMutation:
 		return m.Filter(), nil
 	case *ent.ToolCallMutation:
 		return m.Filter(), nil
 	case *ent.UsageMetricMutation:
+		return m.Filter(), nil
+	case *ent.UsageRollupMutation:
+		return m.Filter(), nil
+	case *ent.UsageRollupDeltaMutation:
+		return m.Filter(), nil
+	case *ent.UsageRunMarkMutation:
 		return m.Filter(), nil
 	default:
 		return nil, Denyf("ent/privacy: unexpected mutation type %T for mutation filter", m)

@@ -10,10 +10,15 @@ import (
 	"github.com/agentstore/agentstore/ent/agentstep"
 	"github.com/agentstore/agentstore/ent/auditlog"
 	"github.com/agentstore/agentstore/ent/idempotencykey"
+	"github.com/agentstore/agentstore/ent/runrollup"
+	"github.com/agentstore/agentstore/ent/runrollupdelta"
 	"github.com/agentstore/agentstore/ent/schema"
 	"github.com/agentstore/agentstore/ent/systemhealth"
 	"github.com/agentstore/agentstore/ent/toolcall"
 	"github.com/agentstore/agentstore/ent/usagemetric"
+	"github.com/agentstore/agentstore/ent/usagerollup"
+	"github.com/agentstore/agentstore/ent/usagerollupdelta"
+	"github.com/agentstore/agentstore/ent/usagerunmark"
 	"github.com/google/uuid"
 
 	"entgo.io/ent"
@@ -222,6 +227,70 @@ func init() {
 	idempotencykeyDescID := idempotencykeyMixinFields0[0].Descriptor()
 	// idempotencykey.DefaultID holds the default value on creation for the id field.
 	idempotencykey.DefaultID = idempotencykeyDescID.Default.(func() uuid.UUID)
+	runrollupMixin := schema.RunRollup{}.Mixin()
+	runrollup.Policy = privacy.NewPolicies(runrollupMixin[0], schema.RunRollup{})
+	runrollup.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := runrollup.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	runrollupFields := schema.RunRollup{}.Fields()
+	_ = runrollupFields
+	// runrollupDescRuns is the schema descriptor for runs field.
+	runrollupDescRuns := runrollupFields[4].Descriptor()
+	// runrollup.DefaultRuns holds the default value on creation for the runs field.
+	runrollup.DefaultRuns = runrollupDescRuns.Default.(int64)
+	// runrollupDescDurationCount is the schema descriptor for duration_count field.
+	runrollupDescDurationCount := runrollupFields[5].Descriptor()
+	// runrollup.DefaultDurationCount holds the default value on creation for the duration_count field.
+	runrollup.DefaultDurationCount = runrollupDescDurationCount.Default.(int64)
+	// runrollupDescDurationSumUs is the schema descriptor for duration_sum_us field.
+	runrollupDescDurationSumUs := runrollupFields[6].Descriptor()
+	// runrollup.DefaultDurationSumUs holds the default value on creation for the duration_sum_us field.
+	runrollup.DefaultDurationSumUs = runrollupDescDurationSumUs.Default.(int64)
+	// runrollupDescToolCalls is the schema descriptor for tool_calls field.
+	runrollupDescToolCalls := runrollupFields[7].Descriptor()
+	// runrollup.DefaultToolCalls holds the default value on creation for the tool_calls field.
+	runrollup.DefaultToolCalls = runrollupDescToolCalls.Default.(int64)
+	// runrollupDescFailedToolCalls is the schema descriptor for failed_tool_calls field.
+	runrollupDescFailedToolCalls := runrollupFields[8].Descriptor()
+	// runrollup.DefaultFailedToolCalls holds the default value on creation for the failed_tool_calls field.
+	runrollup.DefaultFailedToolCalls = runrollupDescFailedToolCalls.Default.(int64)
+	runrollupdeltaMixin := schema.RunRollupDelta{}.Mixin()
+	runrollupdelta.Policy = privacy.NewPolicies(runrollupdeltaMixin[0], schema.RunRollupDelta{})
+	runrollupdelta.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := runrollupdelta.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	runrollupdeltaFields := schema.RunRollupDelta{}.Fields()
+	_ = runrollupdeltaFields
+	// runrollupdeltaDescRuns is the schema descriptor for runs field.
+	runrollupdeltaDescRuns := runrollupdeltaFields[3].Descriptor()
+	// runrollupdelta.DefaultRuns holds the default value on creation for the runs field.
+	runrollupdelta.DefaultRuns = runrollupdeltaDescRuns.Default.(int64)
+	// runrollupdeltaDescDurationCount is the schema descriptor for duration_count field.
+	runrollupdeltaDescDurationCount := runrollupdeltaFields[4].Descriptor()
+	// runrollupdelta.DefaultDurationCount holds the default value on creation for the duration_count field.
+	runrollupdelta.DefaultDurationCount = runrollupdeltaDescDurationCount.Default.(int64)
+	// runrollupdeltaDescDurationSumUs is the schema descriptor for duration_sum_us field.
+	runrollupdeltaDescDurationSumUs := runrollupdeltaFields[5].Descriptor()
+	// runrollupdelta.DefaultDurationSumUs holds the default value on creation for the duration_sum_us field.
+	runrollupdelta.DefaultDurationSumUs = runrollupdeltaDescDurationSumUs.Default.(int64)
+	// runrollupdeltaDescToolCalls is the schema descriptor for tool_calls field.
+	runrollupdeltaDescToolCalls := runrollupdeltaFields[6].Descriptor()
+	// runrollupdelta.DefaultToolCalls holds the default value on creation for the tool_calls field.
+	runrollupdelta.DefaultToolCalls = runrollupdeltaDescToolCalls.Default.(int64)
+	// runrollupdeltaDescFailedToolCalls is the schema descriptor for failed_tool_calls field.
+	runrollupdeltaDescFailedToolCalls := runrollupdeltaFields[7].Descriptor()
+	// runrollupdelta.DefaultFailedToolCalls holds the default value on creation for the failed_tool_calls field.
+	runrollupdelta.DefaultFailedToolCalls = runrollupdeltaDescFailedToolCalls.Default.(int64)
 	systemhealthMixin := schema.SystemHealth{}.Mixin()
 	systemhealth.Policy = privacy.NewPolicies(schema.SystemHealth{})
 	systemhealth.Hooks[0] = func(next ent.Mutator) ent.Mutator {
@@ -382,6 +451,100 @@ func init() {
 	usagemetricDescID := usagemetricMixinFields0[0].Descriptor()
 	// usagemetric.DefaultID holds the default value on creation for the id field.
 	usagemetric.DefaultID = usagemetricDescID.Default.(func() uuid.UUID)
+	usagerollupMixin := schema.UsageRollup{}.Mixin()
+	usagerollup.Policy = privacy.NewPolicies(usagerollupMixin[0], schema.UsageRollup{})
+	usagerollup.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := usagerollup.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	usagerollupFields := schema.UsageRollup{}.Fields()
+	_ = usagerollupFields
+	// usagerollupDescInputTokens is the schema descriptor for input_tokens field.
+	usagerollupDescInputTokens := usagerollupFields[4].Descriptor()
+	// usagerollup.DefaultInputTokens holds the default value on creation for the input_tokens field.
+	usagerollup.DefaultInputTokens = usagerollupDescInputTokens.Default.(int64)
+	// usagerollupDescOutputTokens is the schema descriptor for output_tokens field.
+	usagerollupDescOutputTokens := usagerollupFields[5].Descriptor()
+	// usagerollup.DefaultOutputTokens holds the default value on creation for the output_tokens field.
+	usagerollup.DefaultOutputTokens = usagerollupDescOutputTokens.Default.(int64)
+	// usagerollupDescCachedInputTokens is the schema descriptor for cached_input_tokens field.
+	usagerollupDescCachedInputTokens := usagerollupFields[6].Descriptor()
+	// usagerollup.DefaultCachedInputTokens holds the default value on creation for the cached_input_tokens field.
+	usagerollup.DefaultCachedInputTokens = usagerollupDescCachedInputTokens.Default.(int64)
+	// usagerollupDescTotalTokens is the schema descriptor for total_tokens field.
+	usagerollupDescTotalTokens := usagerollupFields[7].Descriptor()
+	// usagerollup.DefaultTotalTokens holds the default value on creation for the total_tokens field.
+	usagerollup.DefaultTotalTokens = usagerollupDescTotalTokens.Default.(int64)
+	// usagerollupDescCostMicros is the schema descriptor for cost_micros field.
+	usagerollupDescCostMicros := usagerollupFields[8].Descriptor()
+	// usagerollup.DefaultCostMicros holds the default value on creation for the cost_micros field.
+	usagerollup.DefaultCostMicros = usagerollupDescCostMicros.Default.(int64)
+	// usagerollupDescRuns is the schema descriptor for runs field.
+	usagerollupDescRuns := usagerollupFields[9].Descriptor()
+	// usagerollup.DefaultRuns holds the default value on creation for the runs field.
+	usagerollup.DefaultRuns = usagerollupDescRuns.Default.(int64)
+	// usagerollupDescRecords is the schema descriptor for records field.
+	usagerollupDescRecords := usagerollupFields[10].Descriptor()
+	// usagerollup.DefaultRecords holds the default value on creation for the records field.
+	usagerollup.DefaultRecords = usagerollupDescRecords.Default.(int64)
+	usagerollupdeltaMixin := schema.UsageRollupDelta{}.Mixin()
+	usagerollupdelta.Policy = privacy.NewPolicies(usagerollupdeltaMixin[0], schema.UsageRollupDelta{})
+	usagerollupdelta.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := usagerollupdelta.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	usagerollupdeltaFields := schema.UsageRollupDelta{}.Fields()
+	_ = usagerollupdeltaFields
+	// usagerollupdeltaDescModelRuns is the schema descriptor for model_runs field.
+	usagerollupdeltaDescModelRuns := usagerollupdeltaFields[3].Descriptor()
+	// usagerollupdelta.DefaultModelRuns holds the default value on creation for the model_runs field.
+	usagerollupdelta.DefaultModelRuns = usagerollupdeltaDescModelRuns.Default.(int64)
+	// usagerollupdeltaDescInputTokens is the schema descriptor for input_tokens field.
+	usagerollupdeltaDescInputTokens := usagerollupdeltaFields[4].Descriptor()
+	// usagerollupdelta.DefaultInputTokens holds the default value on creation for the input_tokens field.
+	usagerollupdelta.DefaultInputTokens = usagerollupdeltaDescInputTokens.Default.(int64)
+	// usagerollupdeltaDescOutputTokens is the schema descriptor for output_tokens field.
+	usagerollupdeltaDescOutputTokens := usagerollupdeltaFields[5].Descriptor()
+	// usagerollupdelta.DefaultOutputTokens holds the default value on creation for the output_tokens field.
+	usagerollupdelta.DefaultOutputTokens = usagerollupdeltaDescOutputTokens.Default.(int64)
+	// usagerollupdeltaDescCachedInputTokens is the schema descriptor for cached_input_tokens field.
+	usagerollupdeltaDescCachedInputTokens := usagerollupdeltaFields[6].Descriptor()
+	// usagerollupdelta.DefaultCachedInputTokens holds the default value on creation for the cached_input_tokens field.
+	usagerollupdelta.DefaultCachedInputTokens = usagerollupdeltaDescCachedInputTokens.Default.(int64)
+	// usagerollupdeltaDescTotalTokens is the schema descriptor for total_tokens field.
+	usagerollupdeltaDescTotalTokens := usagerollupdeltaFields[7].Descriptor()
+	// usagerollupdelta.DefaultTotalTokens holds the default value on creation for the total_tokens field.
+	usagerollupdelta.DefaultTotalTokens = usagerollupdeltaDescTotalTokens.Default.(int64)
+	// usagerollupdeltaDescCostMicros is the schema descriptor for cost_micros field.
+	usagerollupdeltaDescCostMicros := usagerollupdeltaFields[8].Descriptor()
+	// usagerollupdelta.DefaultCostMicros holds the default value on creation for the cost_micros field.
+	usagerollupdelta.DefaultCostMicros = usagerollupdeltaDescCostMicros.Default.(int64)
+	// usagerollupdeltaDescRuns is the schema descriptor for runs field.
+	usagerollupdeltaDescRuns := usagerollupdeltaFields[9].Descriptor()
+	// usagerollupdelta.DefaultRuns holds the default value on creation for the runs field.
+	usagerollupdelta.DefaultRuns = usagerollupdeltaDescRuns.Default.(int64)
+	// usagerollupdeltaDescRecords is the schema descriptor for records field.
+	usagerollupdeltaDescRecords := usagerollupdeltaFields[10].Descriptor()
+	// usagerollupdelta.DefaultRecords holds the default value on creation for the records field.
+	usagerollupdelta.DefaultRecords = usagerollupdeltaDescRecords.Default.(int64)
+	usagerunmarkMixin := schema.UsageRunMark{}.Mixin()
+	usagerunmark.Policy = privacy.NewPolicies(usagerunmarkMixin[0], schema.UsageRunMark{})
+	usagerunmark.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := usagerunmark.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
 }
 
 const (

@@ -110,7 +110,9 @@ type RunStats struct {
 	Key                 string   `json:"key"`
 	Runs                int64    `json:"runs"`
 	MeanDurationMs      *float64 `json:"meanDurationMs"`
+	P50DurationMs       *float64 `json:"p50DurationMs"`
 	P95DurationMs       *float64 `json:"p95DurationMs"`
+	P99DurationMs       *float64 `json:"p99DurationMs"`
 	ToolCalls           int64    `json:"toolCalls"`
 	ToolCallFailureRate *float64 `json:"toolCallFailureRate"`
 }
@@ -124,6 +126,31 @@ type UsageSummary struct {
 	TotalTokens  int64   `json:"totalTokens"`
 	CostUSD      float64 `json:"costUsd"`
 	Runs         int64   `json:"runs"`
+}
+
+// RollupWindow is the window a rollup read covered: whole UTC hours, null
+// for an open end.
+type RollupWindow struct {
+	From *time.Time `json:"from"`
+	To   *time.Time `json:"to"`
+}
+
+// Rollup is the JSON of a read of the rollups: the window it covered and
+// its groups.
+type Rollup[T any] struct {
+	Window RollupWindow `json:"window"`
+	Data   []T          `json:"data"`
+}
+
+func toRollupWindow(w store.Window) RollupWindow {
+	var out RollupWindow
+	if !w.From.IsZero() {
+		out.From = &w.From
+	}
+	if !w.To.IsZero() {
+		out.To = &w.To
+	}
+	return out
 }
 
 // List is the JSON of a page.
@@ -212,7 +239,8 @@ func toHealth(h *ent.SystemHealth) Health {
 
 func toRunStats(s store.RunStats) RunStats {
 	return RunStats{
-		Key: s.Key, Runs: s.Runs, MeanDurationMs: s.MeanDurationMs, P95DurationMs: s.P95DurationMs,
+		Key: s.Key, Runs: s.Runs, MeanDurationMs: s.MeanDurationMs,
+		P50DurationMs: s.P50DurationMs, P95DurationMs: s.P95DurationMs, P99DurationMs: s.P99DurationMs,
 		ToolCalls: s.ToolCalls, ToolCallFailureRate: s.ToolCallFailureRate,
 	}
 }

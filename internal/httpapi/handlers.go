@@ -257,7 +257,7 @@ func (h *handlers) runStats(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, Data[RunStats]{Data: mapSlice(stats, toRunStats)})
+	return c.JSON(http.StatusOK, Rollup[RunStats]{Window: toRollupWindow(w.WholeHours()), Data: mapSlice(stats, toRunStats)})
 }
 
 func (h *handlers) postUsage(c echo.Context) error {
@@ -286,7 +286,7 @@ func (h *handlers) usageSummary(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, Data[UsageSummary]{Data: mapSlice(sum, toUsageSummary)})
+	return c.JSON(http.StatusOK, Rollup[UsageSummary]{Window: toRollupWindow(w.WholeHours()), Data: mapSlice(sum, toUsageSummary)})
 }
 
 func (h *handlers) listAudit(c echo.Context) error {

@@ -87,8 +87,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Run": Run{}, "Step": Step{}, "ToolCall": ToolCall{}, "AuditLog": AuditLog{}, "Usage": Usage{},
 		"Health": Health{}, "RunStats": RunStats{}, "UsageSummary": UsageSummary{}, "Error": ErrorBody{},
 		"RunPage": List[Run]{}, "AuditLogPage": List[AuditLog]{}, "StepList": List[Step]{}, "ToolCallList": List[ToolCall]{},
-		"StepBatch": Data[Step]{}, "ToolCallBatch": Data[ToolCall]{}, "RunStatsResult": Data[RunStats]{},
-		"UsageSummaryResult": Data[UsageSummary]{}, "HealthResult": Data[Health]{},
+		"StepBatch": Data[Step]{}, "ToolCallBatch": Data[ToolCall]{}, "RunStatsResult": Rollup[RunStats]{},
+		"UsageSummaryResult": Rollup[UsageSummary]{}, "RollupWindow": RollupWindow{}, "HealthResult": Data[Health]{},
 		"IngestResponse": IngestResponse{}, "IngestResult": IngestResult{},
 	}
 	requests := map[string]any{

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/agentstore/agentstore/ent"
 	"github.com/agentstore/agentstore/ent/migrate"
+	"github.com/agentstore/agentstore/internal/rollup"
 )
 
 // OpenPostgres opens a PostgreSQL pool through pgx. The URL's own pgx
@@ -87,50 +89,86 @@ func migrateSQLite(ctx context.Context, db *sql.DB) error {
 }
 
 func init() {
-	// SQLite has no percentile aggregate; register the one the run stats use.
-	sqlite.MustRegisterFunction("agentstore_p95", &sqlite.FunctionImpl{
-		NArgs:         1,
+	// SQLite stores timestamps as text and has no percentile aggregate;
+	// register what the rollups' raw scans (rebuild, verify) need.
+	sqlite.MustRegisterDeterministicScalarFunction("agentstore_epoch_us", 1, epochMicros)
+	sqlite.MustRegisterDeterministicScalarFunction("agentstore_bucket", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		us, ok := args[0].(int64)
+		if !ok {
+			return nil, nil
+		}
+		return int64(rollup.Bucket(us)), nil
+	})
+	sqlite.MustRegisterFunction("agentstore_pdisc", &sqlite.FunctionImpl{
+		NArgs:         2,
 		Deterministic: true,
 		MakeAggregate: func(sqlite.FunctionContext) (sqlite.AggregateFunction, error) {
-			return &p95{}, nil
+			return &pdisc{}, nil
 		},
 	})
 }
 
-// p95 is the continuous 95th percentile, computed as PostgreSQL's
-// percentile_cont(0.95) does: linear interpolation between the two
-// nearest ranks.
-type p95 struct{ xs []float64 }
+// sqliteTimeFormats are the forms a timestamp takes in the SQLite file
+// (_time_format=sqlite writes the first).
+var sqliteTimeFormats = []string{"2006-01-02 15:04:05.999999999-07:00", time.RFC3339Nano, "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999"}
 
-func (p *p95) Step(_ *sqlite.FunctionContext, args []driver.Value) error {
+// epochMicros is agentstore_epoch_us(t): the microseconds since the Unix
+// epoch of the timestamp t, NULL for NULL.
+func epochMicros(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+	var t time.Time
+	switch v := args[0].(type) {
+	case nil:
+		return nil, nil
+	case time.Time:
+		t = v
+	case string:
+		var err error
+		for _, f := range sqliteTimeFormats {
+			if t, err = time.Parse(f, v); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("agentstore_epoch_us: %q is not a timestamp", v)
+		}
+	default:
+		return nil, fmt.Errorf("agentstore_epoch_us: %T is not a timestamp", v)
+	}
+	return t.UnixMicro(), nil
+}
+
+// pdisc is agentstore_pdisc(x, q), PostgreSQL's percentile_disc(q): the
+// nearest-rank q-quantile of the non-NULL x.
+type pdisc struct {
+	xs []float64
+	q  float64
+}
+
+func (p *pdisc) Step(_ *sqlite.FunctionContext, args []driver.Value) error {
 	switch v := args[0].(type) {
 	case int64:
 		p.xs = append(p.xs, float64(v))
 	case float64:
 		p.xs = append(p.xs, v)
 	}
+	if q, ok := args[1].(float64); ok {
+		p.q = q
+	}
 	return nil
 }
 
-func (p *p95) WindowInverse(*sqlite.FunctionContext, []driver.Value) error {
-	return fmt.Errorf("agentstore_p95 is not a window function")
+func (p *pdisc) WindowInverse(*sqlite.FunctionContext, []driver.Value) error {
+	return fmt.Errorf("agentstore_pdisc is not a window function")
 }
 
-func (p *p95) WindowValue(*sqlite.FunctionContext) (driver.Value, error) {
-	return percentile(p.xs, 0.95), nil
-}
-
-func (p *p95) Final(*sqlite.FunctionContext) {}
-
-// percentile returns the q-th continuous percentile of xs, or nil when xs
-// is empty.
-func percentile(xs []float64, q float64) any {
-	if len(xs) == 0 {
-		return nil
+func (p *pdisc) WindowValue(*sqlite.FunctionContext) (driver.Value, error) {
+	if len(p.xs) == 0 {
+		return nil, nil
 	}
-	s := slices.Clone(xs)
+	s := slices.Clone(p.xs)
 	slices.Sort(s)
-	pos := q * float64(len(s)-1)
-	lo, hi := math.Floor(pos), math.Ceil(pos)
-	return s[int(lo)] + (s[int(hi)]-s[int(lo)])*(pos-lo)
+	rank := int(math.Ceil(p.q * float64(len(s))))
+	return s[max(rank, 1)-1], nil
 }
+
+func (p *pdisc) Final(*sqlite.FunctionContext) {}

@@ -20,7 +20,8 @@ import (
 // its steps, its tool calls and the audit row that records the write) are
 // built in this file and nowhere else: ids and timestamps assigned, steps
 // numbered, every value checked by the generated ent validators, tool calls
-// checked to name steps of their run. The writers then only write them:
+// checked to name steps of their run, and the rollup delta of the write
+// (Rollups) derived from them. The writers then only write them:
 // insertRunPostgres in one statement, insertRows with ent's builders.
 
 // MaxItems is the most steps, and the most tool calls, one write to a run
@@ -41,6 +42,9 @@ type runRows struct {
 	steps []*ent.AgentStep
 	calls []*ent.ToolCall
 	audit *ent.AuditLog
+	// rollup is what the write adds to the run rollups: the new run with
+	// its tool calls, or the tool calls appended to a stored run.
+	rollup runDeltas
 }
 
 // rowBuilder builds the rows of one write to the run runID of tenantID.
@@ -50,6 +54,7 @@ type runRows struct {
 type rowBuilder struct {
 	tenantID uuid.UUID
 	runID    uuid.UUID
+	stored   *ent.AgentRun // the run appended to; nil when the write creates it
 	created  time.Time
 	rows     runRows
 	errs     []derrors.Detail
@@ -57,6 +62,13 @@ type rowBuilder struct {
 
 func newRowBuilder(tenantID, runID uuid.UUID) *rowBuilder {
 	return &rowBuilder{tenantID: tenantID, runID: runID, created: now()}
+}
+
+// appendTo returns the builder of a write that appends to the stored run.
+func appendTo(run *ent.AgentRun) *rowBuilder {
+	b := newRowBuilder(run.TenantID, run.ID)
+	b.stored = run
+	return b
 }
 
 // check records err, when there is one, as the refusal of a generated
@@ -221,6 +233,20 @@ func (b *rowBuilder) done() (*runRows, error) {
 			msgs[i] = d.Field + ": " + d.Message
 		}
 		return nil, &derrors.Error{Category: derrors.InvalidArgument, Message: strings.Join(msgs, "; "), Details: b.errs}
+	}
+	var failed int64
+	for _, c := range b.rows.calls {
+		if c.Status == toolcall.StatusFailed {
+			failed++
+		}
+	}
+	b.rows.rollup = runDeltas{}
+	switch {
+	case b.rows.run != nil:
+		b.rows.rollup.addFacts(factsOf(b.rows.run, int64(len(b.rows.calls)), failed), +1)
+	case b.stored != nil && len(b.rows.calls) > 0:
+		f := factsOf(b.stored, 0, 0)
+		b.rows.rollup.add(f.key, runFigures{toolCalls: int64(len(b.rows.calls)), failed: failed})
 	}
 	return &b.rows, nil
 }

@@ -40,6 +40,9 @@ func insertRows(ctx context.Context, tx *ent.Tx, rows *runRows) error {
 	if err := insertToolCalls(ctx, tx, rows); err != nil {
 		return err
 	}
+	if err := rows.rollup.write(ctx, tx); err != nil {
+		return err
+	}
 	return insertAudit(ctx, tx, rows.audit)
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -11,6 +12,7 @@ import (
 	"github.com/agentstore/agentstore/ent/agentrun"
 	"github.com/agentstore/agentstore/ent/agentstep"
 	"github.com/agentstore/agentstore/ent/auditlog"
+	"github.com/agentstore/agentstore/ent/runrollupdelta"
 	"github.com/agentstore/agentstore/ent/toolcall"
 )
 
@@ -42,6 +44,16 @@ func (r *Runs) insertRunPostgres(ctx context.Context, tx *ent.Tx, rows *runRows)
 		tIDs[i], tStep[i], tName[i], tArgs[i], tRes[i] = c.ID, c.StepID, c.ToolName, jsonText(c.Arguments), jsonText(c.Result)
 		tStatus[i], tErr[i], tDur[i], tStart[i], tEnd[i] = string(c.Status), c.Error, c.DurationMs, c.StartedAt, c.EndedAt
 	}
+	// The new run's rollup delta: one key, the run's creation hour, status
+	// and agent name.
+	var dk runKey
+	var df *runFigures
+	for k, f := range rows.rollup {
+		dk, df = k, f
+	}
+	if len(rows.rollup) != 1 {
+		return fmt.Errorf("store: a new run has %d rollup keys, want 1", len(rows.rollup))
+	}
 	_, err := tx.ExecContext(ctx, r.createSQL(),
 		run.ID, run.TenantID, run.CreatedAt, run.AgentName, string(run.Status), jsonText(run.Input),
 		jsonText(run.Metadata), run.Model, run.UserID, run.ParentRunID, run.StartedAt,
@@ -49,6 +61,7 @@ func (r *Runs) insertRunPostgres(ctx context.Context, tx *ent.Tx, rows *runRows)
 		tIDs, tStep, tName, tArgs, tRes, tStatus, tErr, tDur, tStart, tEnd,
 		a.ID, a.ActorID, a.ActorRole, a.Action, a.ResourceType, a.ResourceID,
 		a.RequestID, a.IP, a.UserAgent, jsonText(a.Changes),
+		dk.hour, df.runs, df.durCount, df.durSumUS, df.toolCalls, df.failed, df.hist.Encode(),
 	)
 	return err
 }
@@ -69,6 +82,9 @@ func (r *Runs) createSQL() string {
   SELECT u.id, $2, $3, $1, u.step_id, u.tool_name, u.arguments::jsonb, u.result::jsonb, u.status, u.error, u.duration_ms, u.started_at, u.ended_at
   FROM unnest($22::uuid[], $23::uuid[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[], $29::int8[], $30::timestamptz[], $31::timestamptz[])
     AS u(id, step_id, tool_name, arguments, result, status, error, duration_ms, started_at, ended_at)
+), rollup AS (
+  INSERT INTO ` + q(runrollupdelta.Table) + ` (tenant_id, hour, status, agent_name, runs, duration_count, duration_sum_us, tool_calls, failed_tool_calls, histogram)
+  VALUES ($2, $42, $5, $4, $43, $44, $45, $46, $47, $48)
 )
 INSERT INTO ` + q(auditlog.Table) + ` (id, tenant_id, created_at, actor_id, actor_role, action, resource_type, resource_id, request_id, ip, user_agent, changes)
 VALUES ($32, $2, $3, $33, $34, $35, $36, $37, $38, $39, $40, $41::jsonb)`

@@ -346,10 +346,15 @@ func (r *Runs) Update(ctx context.Context, id uuid.UUID, p RunPatch) (_ *ent.Age
 			changes["metadata"] = true
 		}
 		if p.EndedAt != nil {
-			u.SetEndedAt(p.EndedAt.UTC())
-			changes["endedAt"] = p.EndedAt.UTC()
+			// To the microsecond, as every stored timestamp: SQLite would
+			// keep nanoseconds that PostgreSQL drops.
+			u.SetEndedAt(*utc(p.EndedAt))
+			changes["endedAt"] = *utc(p.EndedAt)
 		}
 		if run, err = u.Save(ctx); err != nil {
+			return err
+		}
+		if err := r.s.Rollups.runChanged(ctx, tx, cur, run); err != nil {
 			return err
 		}
 		return r.s.Audit.write(ctx, tx, auditEntry{action: "run.update", resourceType: "run", resourceID: id, changes: changes})
@@ -404,7 +409,7 @@ func (r *Runs) AppendSteps(ctx context.Context, id uuid.UUID, in []NewStep) (_ [
 				stored[st.Seq] = st
 			}
 		}
-		b := newRowBuilder(run.TenantID, run.ID)
+		b := appendTo(run)
 		if out, err = b.addSteps(in, last, stored); err != nil {
 			return err
 		}
@@ -509,7 +514,7 @@ func (r *Runs) AppendToolCalls(ctx context.Context, id uuid.UUID, in []NewToolCa
 		if err != nil {
 			return err
 		}
-		b := newRowBuilder(run.TenantID, run.ID)
+		b := appendTo(run)
 		b.addToolCalls(in, ofRun)
 		if err := b.addAudit(ctx, "toolcall.record", map[string]any{"toolCalls": len(in)}); err != nil {
 			return err

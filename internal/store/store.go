@@ -36,6 +36,7 @@ const maxTxAttempts = 5
 // Store is agentstore's database. Its repositories share one ent client.
 type Store struct {
 	client   *ent.Client
+	drv      dialect.Driver // the client's, for the rollup reads' own SQL
 	db       *sql.DB
 	dialect  string
 	pgSchema string // "" on SQLite
@@ -51,6 +52,8 @@ type Store struct {
 	Health *Health
 	// Traces writes OpenTelemetry traces as runs.
 	Traces *Traces
+	// Rollups keep the figures of the run stats and the usage summary.
+	Rollups *Rollups
 }
 
 // New returns a Store over db, an open PostgreSQL (dialect.Postgres) or
@@ -96,12 +99,13 @@ func newStore(drv dialect.Driver, db *sql.DB, dialectName, pgSchema string, log 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{client: ent.NewClient(opts...), db: db, dialect: dialectName, pgSchema: pgSchema, log: log}
+	s := &Store{client: ent.NewClient(opts...), drv: drv, db: db, dialect: dialectName, pgSchema: pgSchema, log: log}
 	s.Runs = &Runs{s: s}
 	s.Audit = &Audit{s: s}
 	s.Usage = &Usage{s: s}
 	s.Health = &Health{s: s}
 	s.Traces = &Traces{s: s}
+	s.Rollups = &Rollups{s: s}
 	return s
 }
 

@@ -4,12 +4,10 @@ import (
 	"context"
 	"time"
 
-	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/agentstore/agentstore/ent"
 	"github.com/agentstore/agentstore/ent/agentrun"
-	"github.com/agentstore/agentstore/ent/usagemetric"
 	"github.com/agentstore/agentstore/internal/derrors"
 )
 
@@ -44,14 +42,17 @@ func (u *Usage) Record(ctx context.Context, in NewUsage) (_ *ent.UsageMetric, er
 	}
 	var m *ent.UsageMetric
 	err = u.s.WithTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
+		var agent *string
 		if in.RunID != nil {
-			ok, err := tx.AgentRun.Query().Where(agentrun.ID(*in.RunID), agentrun.TenantID(tenantID)).Exist(ctx)
+			run, err := tx.AgentRun.Query().Where(agentrun.ID(*in.RunID), agentrun.TenantID(tenantID)).
+				Select(agentrun.FieldAgentName).Only(ctx)
+			if ent.IsNotFound(err) {
+				return derrors.Field("runId", "no such run")
+			}
 			if err != nil {
 				return err
 			}
-			if !ok {
-				return derrors.Field("runId", "no such run")
-			}
+			agent = &run.AgentName
 		}
 		c := tx.UsageMetric.Create().
 			SetNillableRunID(in.RunID).
@@ -69,6 +70,9 @@ func (u *Usage) Record(ctx context.Context, in NewUsage) (_ *ent.UsageMetric, er
 		if m, err = c.Save(ctx); err != nil {
 			return err
 		}
+		if err := u.s.Rollups.usageRecorded(ctx, tx, m, agent); err != nil {
+			return err
+		}
 		return u.s.Audit.write(ctx, tx, auditEntry{
 			action: "usage.record", resourceType: "usage", resourceID: m.ID,
 			changes: map[string]any{"model": m.Model, "totalTokens": m.TotalTokens, "costUsd": m.CostUsd},
@@ -83,16 +87,19 @@ func (u *Usage) Record(ctx context.Context, in NewUsage) (_ *ent.UsageMetric, er
 // UsageSummary is one group of GET /v1/usage/summary. Key is empty for
 // usage recorded without a run when grouping by agent name.
 type UsageSummary struct {
-	Key          string  `sql:"key"`
-	InputTokens  int64   `sql:"input_tokens"`
-	OutputTokens int64   `sql:"output_tokens"`
-	TotalTokens  int64   `sql:"total_tokens"`
-	CostUSD      float64 `sql:"cost_usd"`
-	Runs         int64   `sql:"runs"`
+	Key          string
+	InputTokens  int64
+	OutputTokens int64
+	TotalTokens  int64
+	CostUSD      float64
+	Runs         int64
 }
 
-// Summary totals the tenant's usage recorded in w, grouped by groupBy:
-// "day" (UTC), "model" or "agentName".
+// Summary totals the tenant's usage recorded in w, widened to whole hours
+// (see Window.WholeHours), grouped by groupBy: "day" (UTC), "model" or
+// "agentName". Runs counts the runs whose first usage (by recordedAt; per
+// model when grouping by model) falls in the group and the window, so the
+// runs of adjacent windows add up. It reads the rollups only.
 func (u *Usage) Summary(ctx context.Context, w Window, groupBy string) (_ []UsageSummary, err error) {
 	defer derrors.Wrap(&err, "Usage.Summary")
 	tenantID, err := viewerTenant(ctx)
@@ -102,40 +109,20 @@ func (u *Usage) Summary(ctx context.Context, w Window, groupBy string) (_ []Usag
 	if groupBy != "day" && groupBy != "model" && groupBy != "agentName" {
 		return nil, derrors.Field("groupBy", "must be day, model or agentName")
 	}
-	q := u.s.client.UsageMetric.Query().Where(usagemetric.TenantID(tenantID))
-	if !w.From.IsZero() {
-		q.Where(usagemetric.RecordedAtGTE(w.From))
-	}
-	if !w.To.IsZero() {
-		q.Where(usagemetric.RecordedAtLT(w.To))
-	}
-	var out []UsageSummary
-	err = q.Modify(func(s *sql.Selector) {
-		var key, group string
-		switch groupBy {
-		case "day":
-			group, key = u.s.dialectSQL().day(s.C(usagemetric.FieldRecordedAt))
-		case "model":
-			key = s.C(usagemetric.FieldModel)
-		case "agentName":
-			runs := sql.Table(agentrun.Table).Schema(u.s.pgSchema).As("r")
-			s.LeftJoin(runs).On(s.C(usagemetric.FieldRunID), runs.C(agentrun.FieldID))
-			key = "COALESCE(" + runs.C(agentrun.FieldAgentName) + ", '')"
-		}
-		if group == "" {
-			group = key
-		}
-		s.Select(
-			sql.As(key, "key"),
-			sql.As(sql.Sum(s.C(usagemetric.FieldInputTokens)), "input_tokens"),
-			sql.As(sql.Sum(s.C(usagemetric.FieldOutputTokens)), "output_tokens"),
-			sql.As(sql.Sum(s.C(usagemetric.FieldTotalTokens)), "total_tokens"),
-			sql.As(sql.Sum(s.C(usagemetric.FieldCostUsd)), "cost_usd"),
-			sql.As(sql.Count(sql.Distinct(s.C(usagemetric.FieldRunID))), "runs"),
-		).GroupBy(group).OrderBy(group)
-	}).Scan(ctx, &out)
+	groups, err := u.s.Rollups.usageSummary(ctx, tenantID, w.WholeHours(), groupBy)
 	if err != nil {
-		return nil, translate(err)
+		return nil, err
+	}
+	out := []UsageSummary{}
+	for _, k := range sortedKeys(groups) {
+		f := groups[k]
+		if f.records <= 0 {
+			continue
+		}
+		out = append(out, UsageSummary{
+			Key: k, InputTokens: f.in, OutputTokens: f.out, TotalTokens: f.total,
+			CostUSD: float64(f.costMicros) / 1e6, Runs: f.runs,
+		})
 	}
 	return out, nil
 }

@@ -202,7 +202,8 @@ func TestAtlasHCLOnEmptyDatabases(t *testing.T) {
 	t.Setenv("ATLAS_DEV_URL", devURL)
 	t.Setenv("DATABASE_URL", target)
 	envs := evalAtlasHCL(t)
-	want := []string{"agent_runs", "agent_steps", "audit_logs", "idempotency_keys", "system_health", "tool_calls", "usage_metrics"}
+	want := []string{"agent_runs", "agent_steps", "audit_logs", "idempotency_keys", "system_health", "tool_calls", "usage_metrics",
+		"run_rollups", "run_rollup_deltas", "usage_rollups", "usage_rollup_deltas", "usage_run_marks"}
 
 	// atlas migrate lint --env ci --git-base origin/main (and the local env's
 	// dev database, which `migrate diff` replays the same way).

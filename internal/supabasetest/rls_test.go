@@ -170,7 +170,9 @@ func TestTenantRLS(t *testing.T) {
 			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 			WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname <> 'atlas_schema_revisions' ORDER BY 1`, schemaName)
 		assert.Equal(t, []string{"agent_runs true true", "agent_steps true true", "audit_logs true true",
-			"idempotency_keys true true", "system_health true true", "tool_calls true true", "usage_metrics true true"}, got)
+			"idempotency_keys true true", "run_rollup_deltas true true", "run_rollups true true", "system_health true true",
+			"tool_calls true true", "usage_metrics true true", "usage_rollup_deltas true true", "usage_rollups true true",
+			"usage_run_marks true true"}, got)
 		var super, bypass bool
 		require.NoError(t, app.QueryRow("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").Scan(&super, &bypass))
 		require.False(t, super || bypass, "the service's role must not bypass RLS")

@@ -111,7 +111,7 @@ export interface paths {
         };
         /**
          * Run counts, durations and tool-call failure rate by group
-         * @description Roles: authenticated, service_role.
+         * @description Roles: authenticated, service_role. Reads hourly and daily rollups kept in the same transaction as the writes, so its cost does not grow with the number of runs. Runs are grouped by the hour they were created; the window is widened to whole UTC hours and returned.
          */
         get: operations["runStats"];
         put?: never;
@@ -232,7 +232,7 @@ export interface paths {
         };
         /**
          * Usage totals by group
-         * @description Roles: authenticated, service_role.
+         * @description Roles: authenticated, service_role. Reads hourly and daily rollups kept in the same transaction as the writes, so its cost does not grow with the number of usage rows. Usage is grouped by the hour it was recorded; the window is widened to whole UTC hours and returned.
          */
         get: operations["usageSummary"];
         put?: never;
@@ -502,11 +502,24 @@ export interface components {
             runs: number;
             /**
              * Format: double
-             * @description Mean of endedAt − startedAt over the group's finished runs; null when there are none.
+             * @description Mean of endedAt − startedAt over the group's runs that have both (exact; negative when a legacy run ended before it started); null when there are none.
              */
             meanDurationMs: number | null;
-            /** Format: double */
+            /**
+             * Format: double
+             * @description The 50th percentile (nearest rank) of the durations, from the rollups' histogram: within 1% of the exact value (durations of zero or less read as 0); null when there are none.
+             */
+            p50DurationMs: number | null;
+            /**
+             * Format: double
+             * @description The 95th percentile (nearest rank) of the durations, from the rollups' histogram: within 1% of the exact value (durations of zero or less read as 0); null when there are none.
+             */
             p95DurationMs: number | null;
+            /**
+             * Format: double
+             * @description The 99th percentile (nearest rank) of the durations, from the rollups' histogram: within 1% of the exact value (durations of zero or less read as 0); null when there are none.
+             */
+            p99DurationMs: number | null;
             /** Format: int64 */
             toolCalls: number;
             /**
@@ -529,7 +542,7 @@ export interface components {
             costUsd: number;
             /**
              * Format: int64
-             * @description Distinct runs of the group.
+             * @description Runs whose first usage (by recordedAt, per model when grouping by model) falls in the group and the window: adjacent windows add up.
              */
             runs: number;
         };
@@ -567,10 +580,12 @@ export interface components {
         };
         /** @description Run statistics by group. */
         RunStatsResult: {
+            window: components["schemas"]["RollupWindow"];
             data: components["schemas"]["RunStats"][];
         };
         /** @description Usage totals by group. */
         UsageSummaryResult: {
+            window: components["schemas"]["RollupWindow"];
             data: components["schemas"]["UsageSummary"][];
         };
         /** @description The latest check of every component, by component name, or one component's history, newest first. */
@@ -853,6 +868,13 @@ export interface components {
                 /** @description Each reason with its count and one span it applies to. */
                 errorMessage?: string;
             };
+        };
+        /** @description The window a rollup read covered: the request's from rounded down and to rounded up to whole UTC hours; null for an end the request left open. */
+        RollupWindow: {
+            /** Format: date-time */
+            from: string | null;
+            /** Format: date-time */
+            to: string | null;
         };
     };
     responses: {

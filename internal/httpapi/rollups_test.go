@@ -1,0 +1,136 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentstore/agentstore/internal/auth"
+	"github.com/agentstore/agentstore/internal/store"
+)
+
+// TestRollupsAfterEveryMutation enumerates the mutating operations of the
+// OpenAPI document and, for each, sends requests that change summarised
+// figures, then checks that `rollups verify` finds the rollups equal to a
+// raw scan. A new mutating route fails this test until it is listed here
+// with the requests that exercise it (and, when it changes a run or usage,
+// its rollup hook).
+func TestRollupsAfterEveryMutation(t *testing.T) {
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	require.NoError(t, json.Unmarshal(OpenAPI, &doc))
+	var ops []string
+	for path, item := range doc.Paths {
+		for method := range item {
+			if m := strings.ToUpper(method); m == "POST" || m == "PATCH" || m == "PUT" || m == "DELETE" {
+				ops = append(ops, m+" "+path)
+			}
+		}
+	}
+	sort.Strings(ops)
+
+	forEachBackend(t, func(t *testing.T, a *api) {
+		c := a.user()
+		svc := a.as(auth.MintOptions{Tenant: uuid.New(), Role: "service_role"})
+		svc.header.Set("X-Tenant-ID", c.tenant.String())
+		var run Run
+		newRun := func() Run {
+			var r Run
+			res := c.do("POST", "/v1/runs", map[string]any{"agentName": "a", "status": "running",
+				"toolCalls": []map[string]any{{"toolName": "t", "status": "failed"}}})
+			require.Equal(t, http.StatusCreated, res.status, string(res.body))
+			res.json(t, &r)
+			return r
+		}
+		past := time.Now().UTC().Add(-30 * time.Hour).Format(time.RFC3339)
+		exercise := map[string]func(){
+			"POST /v1/runs": func() { run = newRun() },
+			"PATCH /v1/runs/{id}": func() {
+				r := newRun()
+				res := c.do("PATCH", "/v1/runs/"+r.ID.String(), map[string]any{"status": "succeeded"})
+				require.Equal(t, http.StatusOK, res.status, string(res.body))
+				r = newRun()
+				res = c.do("PATCH", "/v1/runs/"+r.ID.String(), map[string]any{"endedAt": past})
+				require.Equal(t, http.StatusOK, res.status, string(res.body))
+			},
+			"POST /v1/runs/{id}/steps": func() {
+				res := c.do("POST", "/v1/runs/"+run.ID.String()+"/steps", map[string]any{"type": "llm"})
+				require.Equal(t, http.StatusCreated, res.status, string(res.body))
+			},
+			"POST /v1/runs/{id}/tool-calls": func() {
+				res := c.do("POST", "/v1/runs/"+run.ID.String()+"/tool-calls", map[string]any{"toolCalls": []map[string]any{{"toolName": "x", "status": "failed"}, {"toolName": "y", "status": "succeeded"}}})
+				require.Equal(t, http.StatusCreated, res.status, string(res.body))
+			},
+			"POST /v1/usage": func() {
+				for _, body := range []map[string]any{
+					{"runId": run.ID, "model": "m1", "inputTokens": 3, "costUsd": 0.5, "recordedAt": past},
+					{"runId": run.ID, "model": "m2", "outputTokens": 4},
+					{"model": "m1", "inputTokens": 1},
+				} {
+					res := svc.do("POST", "/v1/usage", body)
+					require.Equal(t, http.StatusCreated, res.status, string(res.body))
+				}
+			},
+			"POST /v1/system-health": func() {
+				res := svc.do("POST", "/v1/system-health", map[string]any{"component": "worker", "status": "up"})
+				require.Equal(t, http.StatusCreated, res.status, string(res.body))
+			},
+		}
+		for _, op := range ops {
+			do, ok := exercise[op]
+			require.True(t, ok, "%s is a mutating route of the OpenAPI document: list it in TestRollupsAfterEveryMutation", op)
+			do()
+			rep, err := a.st.Rollups.Verify(context.Background(), store.RebuildOptions{Tenant: &c.tenant})
+			require.NoError(t, err)
+			require.True(t, rep.OK(), "after %s: %v", op, rep.Differences)
+			_, err = a.st.Rollups.Fold(context.Background())
+			require.NoError(t, err)
+		}
+		rep, err := a.st.Rollups.Verify(context.Background(), store.RebuildOptions{})
+		require.NoError(t, err)
+		require.True(t, rep.OK(), "after folding: %v", rep.Differences)
+	})
+}
+
+// TestRollupWindow checks that both rollup reads widen the window to whole
+// UTC hours and say so, and leave open ends open.
+func TestRollupWindow(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, a *api) {
+		c := a.user()
+		for _, path := range []string{"/v1/runs/stats", "/v1/usage/summary"} {
+			var got struct {
+				Window RollupWindow      `json:"window"`
+				Data   []json.RawMessage `json:"data"`
+			}
+			res := c.do("GET", path+"?from="+url.QueryEscape("2026-03-01T10:15:00+01:00")+"&to="+url.QueryEscape("2026-03-01T12:00:00.5Z"), nil)
+			require.Equal(t, http.StatusOK, res.status, string(res.body))
+			res.json(t, &got)
+			require.NotNil(t, got.Window.From)
+			require.NotNil(t, got.Window.To)
+			assert.Equal(t, "2026-03-01T09:00:00Z", got.Window.From.Format(time.RFC3339), path)
+			assert.Equal(t, "2026-03-01T13:00:00Z", got.Window.To.Format(time.RFC3339), path)
+			assert.NotNil(t, got.Data, "data is an array, empty or not")
+
+			res = c.do("GET", path, nil)
+			require.Equal(t, http.StatusOK, res.status)
+			assert.JSONEq(t, `{"from": null, "to": null}`, string(mustField(t, res.body, "window")), path)
+		}
+	})
+}
+
+func mustField(t *testing.T, body []byte, name string) json.RawMessage {
+	t.Helper()
+	var m map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(body, &m))
+	return m[name]
+}
