@@ -15,7 +15,9 @@ import (
 	"github.com/agentstore/agentstore/ent/agentrun"
 	"github.com/agentstore/agentstore/ent/agentstep"
 	"github.com/agentstore/agentstore/ent/auditlog"
+	"github.com/agentstore/agentstore/ent/erasure"
 	"github.com/agentstore/agentstore/ent/idempotencykey"
+	"github.com/agentstore/agentstore/ent/runremoval"
 	"github.com/agentstore/agentstore/ent/systemhealth"
 	"github.com/agentstore/agentstore/ent/toolcall"
 	"github.com/agentstore/agentstore/ent/usagemetric"
@@ -82,7 +84,9 @@ func checkColumn(t, c string) error {
 			agentrun.Table:       agentrun.ValidColumn,
 			agentstep.Table:      agentstep.ValidColumn,
 			auditlog.Table:       auditlog.ValidColumn,
+			erasure.Table:        erasure.ValidColumn,
 			idempotencykey.Table: idempotencykey.ValidColumn,
+			runremoval.Table:     runremoval.ValidColumn,
 			systemhealth.Table:   systemhealth.ValidColumn,
 			toolcall.Table:       toolcall.ValidColumn,
 			usagemetric.Table:    usagemetric.ValidColumn,

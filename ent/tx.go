@@ -20,8 +20,12 @@ type Tx struct {
 	AgentStep *AgentStepClient
 	// AuditLog is the client for interacting with the AuditLog builders.
 	AuditLog *AuditLogClient
+	// Erasure is the client for interacting with the Erasure builders.
+	Erasure *ErasureClient
 	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
 	IdempotencyKey *IdempotencyKeyClient
+	// RunRemoval is the client for interacting with the RunRemoval builders.
+	RunRemoval *RunRemovalClient
 	// SystemHealth is the client for interacting with the SystemHealth builders.
 	SystemHealth *SystemHealthClient
 	// ToolCall is the client for interacting with the ToolCall builders.
@@ -162,7 +166,9 @@ func (tx *Tx) init() {
 	tx.AgentRun = NewAgentRunClient(tx.config)
 	tx.AgentStep = NewAgentStepClient(tx.config)
 	tx.AuditLog = NewAuditLogClient(tx.config)
+	tx.Erasure = NewErasureClient(tx.config)
 	tx.IdempotencyKey = NewIdempotencyKeyClient(tx.config)
+	tx.RunRemoval = NewRunRemovalClient(tx.config)
 	tx.SystemHealth = NewSystemHealthClient(tx.config)
 	tx.ToolCall = NewToolCallClient(tx.config)
 	tx.UsageMetric = NewUsageMetricClient(tx.config)

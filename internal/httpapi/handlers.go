@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -28,8 +29,10 @@ type Publisher interface {
 const HeaderIdempotencyKey = "Idempotency-Key"
 
 type handlers struct {
-	st     *store.Store
-	events Publisher
+	st       *store.Store
+	events   Publisher
+	log      *slog.Logger
+	erasures Notifier
 }
 
 func (h *handlers) publish(ctx context.Context, runID uuid.UUID, event string, data any) {

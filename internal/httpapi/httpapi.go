@@ -42,6 +42,9 @@ type Deps struct {
 	Limiter *ratelimit.Limiter
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []*net.IPNet
+	// Erasures is told of every erasure POST /v1/erasures records, so
+	// that its worker starts at once; may be nil (the worker polls).
+	Erasures Notifier
 	// WebSocket accepts the connections of GET /v1/ws, whose handshake
 	// passes through the same middleware as every /v1 route; nil leaves
 	// the route out.
@@ -89,14 +92,14 @@ func New(d Deps) *echo.Echo {
 	// The middleware goes on each route, not on the group: a group's
 	// middleware makes Echo add a catch-all route under its prefix, which
 	// answers a wrong method on a known path with 404 instead of 405.
-	mw := append(limited(identify(d.Auth, false)), requireViewer)
+	mw := append(limited(identify(d.Auth, false)), requireViewer, requireServiceRole)
 	if d.WebSocket != nil {
 		// The one route whose token may come in the query string.
 		ws := append(limited(identify(d.Auth, true)), requireViewer)
 		e.GET("/v1/ws", acceptWebSocket(d.WebSocket), ws...)
 	}
 
-	h := &handlers{st: d.Store, events: d.Events}
+	h := &handlers{st: d.Store, events: d.Events, log: d.Log, erasures: d.Erasures}
 	v1 := e.Group("/v1")
 	route := func(method, path string, handler echo.HandlerFunc) { v1.Add(method, path, handler, mw...) }
 	route(http.MethodPost, "/runs", h.createRun)
@@ -113,6 +116,10 @@ func New(d Deps) *echo.Echo {
 	route(http.MethodGet, "/audit-logs", h.listAudit)
 	route(http.MethodGet, "/system-health", h.getHealth)
 	route(http.MethodPost, "/system-health", h.recordHealth)
+	route(http.MethodDelete, "/runs/:id", h.deleteRun)
+	route(http.MethodPost, "/erasures", h.createErasure)
+	route(http.MethodGet, "/erasures/:id", h.getErasure)
+	route(http.MethodGet, "/export/runs", h.exportRuns)
 	return e
 }
 

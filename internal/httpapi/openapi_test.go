@@ -88,11 +88,12 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"RunPage": List[Run]{}, "AuditLogPage": List[AuditLog]{}, "StepList": List[Step]{}, "ToolCallList": List[ToolCall]{},
 		"StepBatch": Data[Step]{}, "ToolCallBatch": Data[ToolCall]{}, "RunStatsResult": Data[RunStats]{},
 		"UsageSummaryResult": Data[UsageSummary]{}, "HealthResult": Data[Health]{},
+		"Erasure": Erasure{}, "ErasureCounts": ErasureCounts{}, "ExportCheckpoint": ExportCheckpoint{},
 	}
 	requests := map[string]any{
 		"CreateRunRequest": CreateRunRequest{}, "StepInput": StepRequest{}, "StepBatchInput": StepsRequest{},
 		"ToolCallInput": ToolCallRequest{}, "ToolCallBatchInput": ToolCallsRequest{}, "PatchRunRequest": PatchRunRequest{},
-		"UsageRequest": UsageRequest{}, "HealthRequest": HealthRequest{},
+		"UsageRequest": UsageRequest{}, "HealthRequest": HealthRequest{}, "ErasureRequest": ErasureRequest{},
 	}
 	rawJSON := reflect.TypeOf(json.RawMessage{})
 	check := func(name string, v any, response bool) {
@@ -136,7 +137,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	for name, want := range map[string][]string{
 		"CreateRunRequest": {"agentName"}, "StepInput": {"type"}, "ToolCallInput": {"toolName", "status"},
 		"UsageRequest": {"model"}, "HealthRequest": {"component", "status"}, "StepBatchInput": {"steps"},
-		"ToolCallBatchInput": {"toolCalls"}, "PatchRunRequest": nil,
+		"ToolCallBatchInput": {"toolCalls"}, "PatchRunRequest": nil, "ErasureRequest": {"userId"},
 	} {
 		require.ElementsMatch(t, want, doc.Components.Schemas[name].Value.Required, "schema %s required fields", name)
 	}
@@ -678,6 +679,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		u.bad(400, "GET", "/v1/system-health?component=x&limit=201", nil)
 		u.bad(400, "GET", "/v1/system-health?component=x&to=soon", nil)
 
+		exerciseLifecycle(t, a, v, u, public, anon, svc)
 		v.report(loadOpenAPI(t))
 	})
 }

@@ -49,6 +49,10 @@ type Store struct {
 	Usage *Usage
 	// Health holds checks of the system's components.
 	Health *Health
+	// Retention deletes runs past their tenant's retention.
+	Retention *Retention
+	// Erasures holds the jobs that erase an end user's runs.
+	Erasures *Erasures
 }
 
 // New returns a Store over db, an open PostgreSQL (dialect.Postgres) or
@@ -99,6 +103,8 @@ func newStore(drv dialect.Driver, db *sql.DB, dialectName, pgSchema string, log 
 	s.Audit = &Audit{s: s}
 	s.Usage = &Usage{s: s}
 	s.Health = &Health{s: s}
+	s.Retention = &Retention{s: s}
+	s.Erasures = &Erasures{s: s}
 	return s
 }
 
