@@ -125,7 +125,7 @@ func (h *handlers) exportRuns(c echo.Context) error {
 		res.WriteHeader(http.StatusOK)
 	}, w: res}
 	ctx := c.Request().Context()
-	err := WriteExport(ctx, h.st, w, after, out, func() error {
+	err := WriteExport(ctx, h.st, w, after, out, func(*string, int) error {
 		res.Flush()
 		return nil
 	})
@@ -167,26 +167,28 @@ func (l *lazyWriter) Write(p []byte) (int, error) {
 // viewer's tenant created in w, oldest first (createdAt, id), after the
 // cursor after, one run per line with its steps and tool calls nested
 // (the JSON of GET /v1/runs/{id}?include=steps,toolCalls). After every
-// page of runs it writes a checkpoint line {"nextCursor":"<cursor>"}
-// and calls flush; the last line is {"nextCursor":null}. A reader that
-// is cut off resumes with the last nextCursor it read, dropping the runs
-// it read after it. GET /v1/export/runs and `agentstore export` write
-// exactly this.
-func WriteExport(ctx context.Context, st *store.Store, w store.Window, after string, out io.Writer, flush func() error) error {
+// page of runs it writes a checkpoint line {"nextCursor":"<cursor>"};
+// the last line is {"nextCursor":null}. After each checkpoint line is
+// written to out, checkpoint is called with its cursor (nil for the last
+// line) and the number of runs written since the previous one. A reader that is cut off resumes with the last nextCursor it
+// read, dropping the runs it read after it. GET /v1/export/runs and
+// `agentstore export` write exactly this.
+func WriteExport(ctx context.Context, st *store.Store, w store.Window, after string, out io.Writer,
+	checkpoint func(cursor *string, runs int) error) error {
 	bw := bufio.NewWriterSize(out, 64<<10)
-	sink := &exportEncoder{w: bw, flush: func() error {
+	sink := &exportEncoder{w: bw}
+	sink.checkpoint = func(cursor *string) error {
 		if err := bw.Flush(); err != nil {
 			return err
 		}
-		return flush()
-	}}
+		runs := sink.runs
+		sink.runs = 0
+		return checkpoint(cursor, runs)
+	}
 	if err := st.Runs.Export(ctx, w, after, sink); err != nil {
 		return err
 	}
-	if _, err := bw.WriteString(`{"nextCursor":null}` + "\n"); err != nil {
-		return err
-	}
-	return sink.flush()
+	return sink.writeCheckpoint(nil)
 }
 
 // ExportCheckpoint is the JSON of a checkpoint line of the export.
@@ -197,11 +199,12 @@ type ExportCheckpoint struct {
 // exportEncoder writes the runs Export streams as NDJSON, a run's steps
 // and tool calls as they come, without holding them.
 type exportEncoder struct {
-	w     *bufio.Writer
-	flush func() error
-	state int // 0 between runs, 1 in steps, 2 in tool calls
-	first bool
-	buf   []byte
+	w          *bufio.Writer
+	checkpoint func(cursor *string) error
+	state      int // 0 between runs, 1 in steps, 2 in tool calls
+	runs       int // runs written since the last checkpoint
+	first      bool
+	buf        []byte
 }
 
 var errExportOrder = errors.New("export: rows out of order")
@@ -226,6 +229,7 @@ func (e *exportEncoder) Run(r *ent.AgentRun) error {
 	}
 	e.buf = append(append(e.buf[:0], b[:len(b)-1]...), `,"steps":[`...)
 	e.state, e.first = 1, true
+	e.runs++
 	_, err = e.w.Write(e.buf)
 	return err
 }
@@ -283,13 +287,20 @@ func (e *exportEncoder) EndRun() error {
 	return err
 }
 
-// EndPage writes the checkpoint line of a page and flushes.
-func (e *exportEncoder) EndPage(cursor string) error {
-	if err := e.encode(ExportCheckpoint{NextCursor: &cursor}); err != nil {
+// EndPage writes the checkpoint line of a page.
+func (e *exportEncoder) EndPage(cursor string) error { return e.writeCheckpoint(&cursor) }
+
+// writeCheckpoint writes a checkpoint line, flushes it and calls
+// checkpoint.
+func (e *exportEncoder) writeCheckpoint(cursor *string) error {
+	if e.state != 0 {
+		return errExportOrder
+	}
+	if err := e.encode(ExportCheckpoint{NextCursor: cursor}); err != nil {
 		return err
 	}
 	if err := e.w.WriteByte('\n'); err != nil {
 		return err
 	}
-	return e.flush()
+	return e.checkpoint(cursor)
 }
