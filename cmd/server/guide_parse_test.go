@@ -235,6 +235,8 @@ func (r guideRun) kind() string {
 		return "legacy import"
 	case r.args[0] == "token":
 		return "token"
+	case strings.HasPrefix(a, "retention run"):
+		return "retention run"
 	}
 	return "?"
 }
