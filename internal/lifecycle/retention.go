@@ -22,13 +22,17 @@ import (
 // Defaults of the pacing of deletions.
 const (
 	// DefaultBatchRuns is how many runs one transaction deletes.
-	DefaultBatchRuns = 500
+	DefaultBatchRuns = 200
 	// DefaultMaxRowsPerSecond caps the rows (runs, steps and tool calls)
 	// deleted per second by one job.
 	DefaultMaxRowsPerSecond = 20000
 	// minPause separates two batches even under the cap, so that waiting
 	// writers get the locks and the I/O first.
 	minPause = 20 * time.Millisecond
+	// dutyPause is the pause after a batch as a share of the batch's own
+	// duration: a job deletes at most half of the time, and backs off by
+	// itself when the database is busy and its batches slow down.
+	dutyPause = 1.0
 )
 
 // retentionLock names the lock that lets one instance at a time run
@@ -52,14 +56,15 @@ func (p Pace) batch() int {
 	return DefaultBatchRuns
 }
 
-// wait sleeps after a batch that deleted rows in took, long enough to keep
+// wait sleeps after a batch that deleted rows in took: as long as the
+// batch took (at most half of the time deleting), long enough to keep
 // under the cap, and at least minPause; it returns early with ctx.
 func (p Pace) wait(ctx context.Context, rows int64, took time.Duration) {
 	limit := p.MaxRowsPerSecond
 	if limit == 0 {
 		limit = DefaultMaxRowsPerSecond
 	}
-	d := minPause
+	d := max(minPause, time.Duration(dutyPause*float64(took)))
 	if limit > 0 {
 		if need := time.Duration(float64(rows)/float64(limit)*float64(time.Second)) - took; need > d {
 			d = need

@@ -96,9 +96,11 @@ func (r *Runs) exportPage(ctx context.Context, tenantID uuid.UUID, w Window, pos
 		q.Where(agentrun.CreatedAtLT(w.To))
 	}
 	if pos != nil {
-		q.Where(agentrun.Or(
+		// created_at >= T bounds the index range scan; the OR alone would
+		// make every page scan the tenant's runs from its first.
+		q.Where(agentrun.CreatedAtGTE(pos.T), agentrun.Or(
 			agentrun.CreatedAtGT(pos.T),
-			agentrun.And(agentrun.CreatedAt(pos.T), agentrun.IDGT(pos.ID)),
+			agentrun.IDGT(pos.ID),
 		))
 	}
 	runs, err := q.Order(agentrun.ByCreatedAt(), agentrun.ByID()).Limit(ExportPageSize).All(ctx)
