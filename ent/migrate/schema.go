@@ -62,9 +62,9 @@ var (
 				Columns: []*schema.Column{AgentRunsColumns[14]},
 			},
 			{
-				Name:    "agentrun_tenant_id_user_id",
+				Name:    "agentrun_user_id",
 				Unique:  false,
-				Columns: []*schema.Column{AgentRunsColumns[1], AgentRunsColumns[10]},
+				Columns: []*schema.Column{AgentRunsColumns[10]},
 			},
 		},
 	}

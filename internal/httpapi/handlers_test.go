@@ -244,7 +244,8 @@ func TestBadInputIsA4xxAndWritesNothing(t *testing.T) {
 			{"negative tokens", "POST", "/v1/usage", `{"model":"m","inputTokens":-5}`, 400, derrors.CodeInvalidArgument},
 			{"no such route", "GET", "/v1/nothing", nil, 404, derrors.CodeNotFound},
 			{"wrong method", "POST", "/healthz", nil, 405, CodeMethodNotAllowed},
-			{"no delete path", "DELETE", runPath, nil, 405, CodeMethodNotAllowed},
+			{"end user delete", "DELETE", runPath, nil, 403, derrors.CodeForbidden}, // service_role only (SPEC 13)
+			{"no delete of steps", "DELETE", runPath + "/steps", nil, 405, CodeMethodNotAllowed},
 			{"wrong method under v1", "PUT", "/v1/runs", `{"agentName":"x"}`, 405, CodeMethodNotAllowed},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
