@@ -19,7 +19,9 @@ import (
 	"github.com/agentstore/agentstore/ent/agentrun"
 	"github.com/agentstore/agentstore/ent/agentstep"
 	"github.com/agentstore/agentstore/ent/auditlog"
+	"github.com/agentstore/agentstore/ent/erasure"
 	"github.com/agentstore/agentstore/ent/idempotencykey"
+	"github.com/agentstore/agentstore/ent/runremoval"
 	"github.com/agentstore/agentstore/ent/runrollup"
 	"github.com/agentstore/agentstore/ent/runrollupdelta"
 	"github.com/agentstore/agentstore/ent/systemhealth"
@@ -45,8 +47,12 @@ type Client struct {
 	AgentStep *AgentStepClient
 	// AuditLog is the client for interacting with the AuditLog builders.
 	AuditLog *AuditLogClient
+	// Erasure is the client for interacting with the Erasure builders.
+	Erasure *ErasureClient
 	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
 	IdempotencyKey *IdempotencyKeyClient
+	// RunRemoval is the client for interacting with the RunRemoval builders.
+	RunRemoval *RunRemovalClient
 	// RunRollup is the client for interacting with the RunRollup builders.
 	RunRollup *RunRollupClient
 	// RunRollupDelta is the client for interacting with the RunRollupDelta builders.
@@ -77,7 +83,9 @@ func (c *Client) init() {
 	c.AgentRun = NewAgentRunClient(c.config)
 	c.AgentStep = NewAgentStepClient(c.config)
 	c.AuditLog = NewAuditLogClient(c.config)
+	c.Erasure = NewErasureClient(c.config)
 	c.IdempotencyKey = NewIdempotencyKeyClient(c.config)
+	c.RunRemoval = NewRunRemovalClient(c.config)
 	c.RunRollup = NewRunRollupClient(c.config)
 	c.RunRollupDelta = NewRunRollupDeltaClient(c.config)
 	c.SystemHealth = NewSystemHealthClient(c.config)
@@ -183,7 +191,9 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		AgentRun:         NewAgentRunClient(cfg),
 		AgentStep:        NewAgentStepClient(cfg),
 		AuditLog:         NewAuditLogClient(cfg),
+		Erasure:          NewErasureClient(cfg),
 		IdempotencyKey:   NewIdempotencyKeyClient(cfg),
+		RunRemoval:       NewRunRemovalClient(cfg),
 		RunRollup:        NewRunRollupClient(cfg),
 		RunRollupDelta:   NewRunRollupDeltaClient(cfg),
 		SystemHealth:     NewSystemHealthClient(cfg),
@@ -214,7 +224,9 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		AgentRun:         NewAgentRunClient(cfg),
 		AgentStep:        NewAgentStepClient(cfg),
 		AuditLog:         NewAuditLogClient(cfg),
+		Erasure:          NewErasureClient(cfg),
 		IdempotencyKey:   NewIdempotencyKeyClient(cfg),
+		RunRemoval:       NewRunRemovalClient(cfg),
 		RunRollup:        NewRunRollupClient(cfg),
 		RunRollupDelta:   NewRunRollupDeltaClient(cfg),
 		SystemHealth:     NewSystemHealthClient(cfg),
@@ -252,9 +264,9 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.AgentRun, c.AgentStep, c.AuditLog, c.IdempotencyKey, c.RunRollup,
-		c.RunRollupDelta, c.SystemHealth, c.ToolCall, c.UsageMetric, c.UsageRollup,
-		c.UsageRollupDelta, c.UsageRunMark,
+		c.AgentRun, c.AgentStep, c.AuditLog, c.Erasure, c.IdempotencyKey, c.RunRemoval,
+		c.RunRollup, c.RunRollupDelta, c.SystemHealth, c.ToolCall, c.UsageMetric,
+		c.UsageRollup, c.UsageRollupDelta, c.UsageRunMark,
 	} {
 		n.Use(hooks...)
 	}
@@ -264,9 +276,9 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.AgentRun, c.AgentStep, c.AuditLog, c.IdempotencyKey, c.RunRollup,
-		c.RunRollupDelta, c.SystemHealth, c.ToolCall, c.UsageMetric, c.UsageRollup,
-		c.UsageRollupDelta, c.UsageRunMark,
+		c.AgentRun, c.AgentStep, c.AuditLog, c.Erasure, c.IdempotencyKey, c.RunRemoval,
+		c.RunRollup, c.RunRollupDelta, c.SystemHealth, c.ToolCall, c.UsageMetric,
+		c.UsageRollup, c.UsageRollupDelta, c.UsageRunMark,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -281,8 +293,12 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.AgentStep.mutate(ctx, m)
 	case *AuditLogMutation:
 		return c.AuditLog.mutate(ctx, m)
+	case *ErasureMutation:
+		return c.Erasure.mutate(ctx, m)
 	case *IdempotencyKeyMutation:
 		return c.IdempotencyKey.mutate(ctx, m)
+	case *RunRemovalMutation:
+		return c.RunRemoval.mutate(ctx, m)
 	case *RunRollupMutation:
 		return c.RunRollup.mutate(ctx, m)
 	case *RunRollupDeltaMutation:
@@ -839,6 +855,140 @@ func (c *AuditLogClient) mutate(ctx context.Context, m *AuditLogMutation) (Value
 	}
 }
 
+// ErasureClient is a client for the Erasure schema.
+type ErasureClient struct {
+	config
+}
+
+// NewErasureClient returns a client for the Erasure from the given config.
+func NewErasureClient(c config) *ErasureClient {
+	return &ErasureClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `erasure.Hooks(f(g(h())))`.
+func (c *ErasureClient) Use(hooks ...Hook) {
+	c.hooks.Erasure = append(c.hooks.Erasure, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `erasure.Intercept(f(g(h())))`.
+func (c *ErasureClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Erasure = append(c.inters.Erasure, interceptors...)
+}
+
+// Create returns a builder for creating a Erasure entity.
+func (c *ErasureClient) Create() *ErasureCreate {
+	mutation := newErasureMutation(c.config, OpCreate)
+	return &ErasureCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Erasure entities.
+func (c *ErasureClient) CreateBulk(builders ...*ErasureCreate) *ErasureCreateBulk {
+	return &ErasureCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ErasureClient) MapCreateBulk(slice any, setFunc func(*ErasureCreate, int)) *ErasureCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ErasureCreateBulk{err: fmt.Errorf("calling to ErasureClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ErasureCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ErasureCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Erasure.
+func (c *ErasureClient) Update() *ErasureUpdate {
+	mutation := newErasureMutation(c.config, OpUpdate)
+	return &ErasureUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ErasureClient) UpdateOne(_m *Erasure) *ErasureUpdateOne {
+	mutation := newErasureMutation(c.config, OpUpdateOne, withErasure(_m))
+	return &ErasureUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ErasureClient) UpdateOneID(id uuid.UUID) *ErasureUpdateOne {
+	mutation := newErasureMutation(c.config, OpUpdateOne, withErasureID(id))
+	return &ErasureUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Erasure.
+func (c *ErasureClient) Delete() *ErasureDelete {
+	mutation := newErasureMutation(c.config, OpDelete)
+	return &ErasureDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ErasureClient) DeleteOne(_m *Erasure) *ErasureDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ErasureClient) DeleteOneID(id uuid.UUID) *ErasureDeleteOne {
+	builder := c.Delete().Where(erasure.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ErasureDeleteOne{builder}
+}
+
+// Query returns a query builder for Erasure.
+func (c *ErasureClient) Query() *ErasureQuery {
+	return &ErasureQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeErasure},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Erasure entity by its id.
+func (c *ErasureClient) Get(ctx context.Context, id uuid.UUID) (*Erasure, error) {
+	return c.Query().Where(erasure.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ErasureClient) GetX(ctx context.Context, id uuid.UUID) *Erasure {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *ErasureClient) Hooks() []Hook {
+	hooks := c.hooks.Erasure
+	return append(hooks[:len(hooks):len(hooks)], erasure.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *ErasureClient) Interceptors() []Interceptor {
+	return c.inters.Erasure
+}
+
+func (c *ErasureClient) mutate(ctx context.Context, m *ErasureMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ErasureCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ErasureUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ErasureUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ErasureDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Erasure mutation op: %q", m.Op())
+	}
+}
+
 // IdempotencyKeyClient is a client for the IdempotencyKey schema.
 type IdempotencyKeyClient struct {
 	config
@@ -970,6 +1120,140 @@ func (c *IdempotencyKeyClient) mutate(ctx context.Context, m *IdempotencyKeyMuta
 		return (&IdempotencyKeyDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown IdempotencyKey mutation op: %q", m.Op())
+	}
+}
+
+// RunRemovalClient is a client for the RunRemoval schema.
+type RunRemovalClient struct {
+	config
+}
+
+// NewRunRemovalClient returns a client for the RunRemoval from the given config.
+func NewRunRemovalClient(c config) *RunRemovalClient {
+	return &RunRemovalClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `runremoval.Hooks(f(g(h())))`.
+func (c *RunRemovalClient) Use(hooks ...Hook) {
+	c.hooks.RunRemoval = append(c.hooks.RunRemoval, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `runremoval.Intercept(f(g(h())))`.
+func (c *RunRemovalClient) Intercept(interceptors ...Interceptor) {
+	c.inters.RunRemoval = append(c.inters.RunRemoval, interceptors...)
+}
+
+// Create returns a builder for creating a RunRemoval entity.
+func (c *RunRemovalClient) Create() *RunRemovalCreate {
+	mutation := newRunRemovalMutation(c.config, OpCreate)
+	return &RunRemovalCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of RunRemoval entities.
+func (c *RunRemovalClient) CreateBulk(builders ...*RunRemovalCreate) *RunRemovalCreateBulk {
+	return &RunRemovalCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *RunRemovalClient) MapCreateBulk(slice any, setFunc func(*RunRemovalCreate, int)) *RunRemovalCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &RunRemovalCreateBulk{err: fmt.Errorf("calling to RunRemovalClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*RunRemovalCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &RunRemovalCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for RunRemoval.
+func (c *RunRemovalClient) Update() *RunRemovalUpdate {
+	mutation := newRunRemovalMutation(c.config, OpUpdate)
+	return &RunRemovalUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *RunRemovalClient) UpdateOne(_m *RunRemoval) *RunRemovalUpdateOne {
+	mutation := newRunRemovalMutation(c.config, OpUpdateOne, withRunRemoval(_m))
+	return &RunRemovalUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *RunRemovalClient) UpdateOneID(id uuid.UUID) *RunRemovalUpdateOne {
+	mutation := newRunRemovalMutation(c.config, OpUpdateOne, withRunRemovalID(id))
+	return &RunRemovalUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for RunRemoval.
+func (c *RunRemovalClient) Delete() *RunRemovalDelete {
+	mutation := newRunRemovalMutation(c.config, OpDelete)
+	return &RunRemovalDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *RunRemovalClient) DeleteOne(_m *RunRemoval) *RunRemovalDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *RunRemovalClient) DeleteOneID(id uuid.UUID) *RunRemovalDeleteOne {
+	builder := c.Delete().Where(runremoval.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &RunRemovalDeleteOne{builder}
+}
+
+// Query returns a query builder for RunRemoval.
+func (c *RunRemovalClient) Query() *RunRemovalQuery {
+	return &RunRemovalQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeRunRemoval},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a RunRemoval entity by its id.
+func (c *RunRemovalClient) Get(ctx context.Context, id uuid.UUID) (*RunRemoval, error) {
+	return c.Query().Where(runremoval.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *RunRemovalClient) GetX(ctx context.Context, id uuid.UUID) *RunRemoval {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *RunRemovalClient) Hooks() []Hook {
+	hooks := c.hooks.RunRemoval
+	return append(hooks[:len(hooks):len(hooks)], runremoval.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *RunRemovalClient) Interceptors() []Interceptor {
+	return c.inters.RunRemoval
+}
+
+func (c *RunRemovalClient) mutate(ctx context.Context, m *RunRemovalMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&RunRemovalCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&RunRemovalUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&RunRemovalUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&RunRemovalDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown RunRemoval mutation op: %q", m.Op())
 	}
 }
 
@@ -2105,14 +2389,14 @@ func (c *UsageRunMarkClient) mutate(ctx context.Context, m *UsageRunMarkMutation
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		AgentRun, AgentStep, AuditLog, IdempotencyKey, RunRollup, RunRollupDelta,
-		SystemHealth, ToolCall, UsageMetric, UsageRollup, UsageRollupDelta,
-		UsageRunMark []ent.Hook
+		AgentRun, AgentStep, AuditLog, Erasure, IdempotencyKey, RunRemoval, RunRollup,
+		RunRollupDelta, SystemHealth, ToolCall, UsageMetric, UsageRollup,
+		UsageRollupDelta, UsageRunMark []ent.Hook
 	}
 	inters struct {
-		AgentRun, AgentStep, AuditLog, IdempotencyKey, RunRollup, RunRollupDelta,
-		SystemHealth, ToolCall, UsageMetric, UsageRollup, UsageRollupDelta,
-		UsageRunMark []ent.Interceptor
+		AgentRun, AgentStep, AuditLog, Erasure, IdempotencyKey, RunRemoval, RunRollup,
+		RunRollupDelta, SystemHealth, ToolCall, UsageMetric, UsageRollup,
+		UsageRollupDelta, UsageRunMark []ent.Interceptor
 	}
 )
 

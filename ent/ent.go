@@ -15,7 +15,9 @@ import (
 	"github.com/agentstore/agentstore/ent/agentrun"
 	"github.com/agentstore/agentstore/ent/agentstep"
 	"github.com/agentstore/agentstore/ent/auditlog"
+	"github.com/agentstore/agentstore/ent/erasure"
 	"github.com/agentstore/agentstore/ent/idempotencykey"
+	"github.com/agentstore/agentstore/ent/runremoval"
 	"github.com/agentstore/agentstore/ent/runrollup"
 	"github.com/agentstore/agentstore/ent/runrollupdelta"
 	"github.com/agentstore/agentstore/ent/systemhealth"
@@ -87,7 +89,9 @@ func checkColumn(t, c string) error {
 			agentrun.Table:         agentrun.ValidColumn,
 			agentstep.Table:        agentstep.ValidColumn,
 			auditlog.Table:         auditlog.ValidColumn,
+			erasure.Table:          erasure.ValidColumn,
 			idempotencykey.Table:   idempotencykey.ValidColumn,
+			runremoval.Table:       runremoval.ValidColumn,
 			runrollup.Table:        runrollup.ValidColumn,
 			runrollupdelta.Table:   runrollupdelta.ValidColumn,
 			systemhealth.Table:     systemhealth.ValidColumn,

@@ -6,8 +6,10 @@ import (
 	"github.com/agentstore/agentstore/ent/agentrun"
 	"github.com/agentstore/agentstore/ent/agentstep"
 	"github.com/agentstore/agentstore/ent/auditlog"
+	"github.com/agentstore/agentstore/ent/erasure"
 	"github.com/agentstore/agentstore/ent/idempotencykey"
 	"github.com/agentstore/agentstore/ent/predicate"
+	"github.com/agentstore/agentstore/ent/runremoval"
 	"github.com/agentstore/agentstore/ent/runrollup"
 	"github.com/agentstore/agentstore/ent/runrollupdelta"
 	"github.com/agentstore/agentstore/ent/systemhealth"
@@ -25,7 +27,7 @@ import (
 
 // schemaGraph holds a representation of ent/schema at runtime.
 var schemaGraph = func() *sqlgraph.Schema {
-	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 12)}
+	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 14)}
 	graph.Nodes[0] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   agentrun.Table,
@@ -104,6 +106,33 @@ var schemaGraph = func() *sqlgraph.Schema {
 	}
 	graph.Nodes[3] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
+			Table:   erasure.Table,
+			Columns: erasure.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeUUID,
+				Column: erasure.FieldID,
+			},
+		},
+		Type: "Erasure",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			erasure.FieldTenantID:   {Type: field.TypeUUID, Column: erasure.FieldTenantID},
+			erasure.FieldCreatedAt:  {Type: field.TypeTime, Column: erasure.FieldCreatedAt},
+			erasure.FieldUserID:     {Type: field.TypeUUID, Column: erasure.FieldUserID},
+			erasure.FieldStatus:     {Type: field.TypeEnum, Column: erasure.FieldStatus},
+			erasure.FieldRuns:       {Type: field.TypeInt64, Column: erasure.FieldRuns},
+			erasure.FieldSteps:      {Type: field.TypeInt64, Column: erasure.FieldSteps},
+			erasure.FieldToolCalls:  {Type: field.TypeInt64, Column: erasure.FieldToolCalls},
+			erasure.FieldAttempts:   {Type: field.TypeInt, Column: erasure.FieldAttempts},
+			erasure.FieldError:      {Type: field.TypeString, Column: erasure.FieldError},
+			erasure.FieldActorID:    {Type: field.TypeString, Column: erasure.FieldActorID},
+			erasure.FieldActorRole:  {Type: field.TypeString, Column: erasure.FieldActorRole},
+			erasure.FieldRequestID:  {Type: field.TypeString, Column: erasure.FieldRequestID},
+			erasure.FieldUpdatedAt:  {Type: field.TypeTime, Column: erasure.FieldUpdatedAt},
+			erasure.FieldFinishedAt: {Type: field.TypeTime, Column: erasure.FieldFinishedAt},
+		},
+	}
+	graph.Nodes[4] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
 			Table:   idempotencykey.Table,
 			Columns: idempotencykey.Columns,
 			ID: &sqlgraph.FieldSpec{
@@ -122,7 +151,37 @@ var schemaGraph = func() *sqlgraph.Schema {
 			idempotencykey.FieldResponse:    {Type: field.TypeBytes, Column: idempotencykey.FieldResponse},
 		},
 	}
-	graph.Nodes[4] = &sqlgraph.Node{
+	graph.Nodes[5] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   runremoval.Table,
+			Columns: runremoval.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeUUID,
+				Column: runremoval.FieldID,
+			},
+		},
+		Type: "RunRemoval",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			runremoval.FieldTenantID:        {Type: field.TypeUUID, Column: runremoval.FieldTenantID},
+			runremoval.FieldHour:            {Type: field.TypeTime, Column: runremoval.FieldHour},
+			runremoval.FieldAgentName:       {Type: field.TypeString, Column: runremoval.FieldAgentName},
+			runremoval.FieldStatus:          {Type: field.TypeString, Column: runremoval.FieldStatus},
+			runremoval.FieldReason:          {Type: field.TypeEnum, Column: runremoval.FieldReason},
+			runremoval.FieldRuns:            {Type: field.TypeInt64, Column: runremoval.FieldRuns},
+			runremoval.FieldTimedRuns:       {Type: field.TypeInt64, Column: runremoval.FieldTimedRuns},
+			runremoval.FieldDurationMsSum:   {Type: field.TypeFloat64, Column: runremoval.FieldDurationMsSum},
+			runremoval.FieldSteps:           {Type: field.TypeInt64, Column: runremoval.FieldSteps},
+			runremoval.FieldToolCalls:       {Type: field.TypeInt64, Column: runremoval.FieldToolCalls},
+			runremoval.FieldFailedToolCalls: {Type: field.TypeInt64, Column: runremoval.FieldFailedToolCalls},
+			runremoval.FieldUsageRows:       {Type: field.TypeInt64, Column: runremoval.FieldUsageRows},
+			runremoval.FieldInputTokens:     {Type: field.TypeInt64, Column: runremoval.FieldInputTokens},
+			runremoval.FieldOutputTokens:    {Type: field.TypeInt64, Column: runremoval.FieldOutputTokens},
+			runremoval.FieldTotalTokens:     {Type: field.TypeInt64, Column: runremoval.FieldTotalTokens},
+			runremoval.FieldCostUsd:         {Type: field.TypeFloat64, Column: runremoval.FieldCostUsd},
+			runremoval.FieldUpdatedAt:       {Type: field.TypeTime, Column: runremoval.FieldUpdatedAt},
+		},
+	}
+	graph.Nodes[6] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   runrollup.Table,
 			Columns: runrollup.Columns,
@@ -146,7 +205,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			runrollup.FieldHistogram:       {Type: field.TypeBytes, Column: runrollup.FieldHistogram},
 		},
 	}
-	graph.Nodes[5] = &sqlgraph.Node{
+	graph.Nodes[7] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   runrollupdelta.Table,
 			Columns: runrollupdelta.Columns,
@@ -169,7 +228,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			runrollupdelta.FieldHistogram:       {Type: field.TypeBytes, Column: runrollupdelta.FieldHistogram},
 		},
 	}
-	graph.Nodes[6] = &sqlgraph.Node{
+	graph.Nodes[8] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   systemhealth.Table,
 			Columns: systemhealth.Columns,
@@ -187,7 +246,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			systemhealth.FieldCheckedAt: {Type: field.TypeTime, Column: systemhealth.FieldCheckedAt},
 		},
 	}
-	graph.Nodes[7] = &sqlgraph.Node{
+	graph.Nodes[9] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   toolcall.Table,
 			Columns: toolcall.Columns,
@@ -212,7 +271,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			toolcall.FieldEndedAt:    {Type: field.TypeTime, Column: toolcall.FieldEndedAt},
 		},
 	}
-	graph.Nodes[8] = &sqlgraph.Node{
+	graph.Nodes[10] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   usagemetric.Table,
 			Columns: usagemetric.Columns,
@@ -234,7 +293,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			usagemetric.FieldRecordedAt:        {Type: field.TypeTime, Column: usagemetric.FieldRecordedAt},
 		},
 	}
-	graph.Nodes[9] = &sqlgraph.Node{
+	graph.Nodes[11] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   usagerollup.Table,
 			Columns: usagerollup.Columns,
@@ -259,7 +318,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			usagerollup.FieldRecords:           {Type: field.TypeInt64, Column: usagerollup.FieldRecords},
 		},
 	}
-	graph.Nodes[10] = &sqlgraph.Node{
+	graph.Nodes[12] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   usagerollupdelta.Table,
 			Columns: usagerollupdelta.Columns,
@@ -284,7 +343,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			usagerollupdelta.FieldRecords:           {Type: field.TypeInt64, Column: usagerollupdelta.FieldRecords},
 		},
 	}
-	graph.Nodes[11] = &sqlgraph.Node{
+	graph.Nodes[13] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   usagerunmark.Table,
 			Columns: usagerunmark.Columns,
@@ -834,6 +893,116 @@ func (f *AuditLogFilter) WhereChanges(p entql.BytesP) {
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *ErasureQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the ErasureQuery builder.
+func (_q *ErasureQuery) Filter() *ErasureFilter {
+	return &ErasureFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *ErasureMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the ErasureMutation builder.
+func (m *ErasureMutation) Filter() *ErasureFilter {
+	return &ErasureFilter{config: m.config, predicateAdder: m}
+}
+
+// ErasureFilter provides a generic filtering capability at runtime for ErasureQuery.
+type ErasureFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *ErasureFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[3].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql [16]byte predicate on the id field.
+func (f *ErasureFilter) WhereID(p entql.ValueP) {
+	f.Where(p.Field(erasure.FieldID))
+}
+
+// WhereTenantID applies the entql [16]byte predicate on the tenant_id field.
+func (f *ErasureFilter) WhereTenantID(p entql.ValueP) {
+	f.Where(p.Field(erasure.FieldTenantID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *ErasureFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(erasure.FieldCreatedAt))
+}
+
+// WhereUserID applies the entql [16]byte predicate on the user_id field.
+func (f *ErasureFilter) WhereUserID(p entql.ValueP) {
+	f.Where(p.Field(erasure.FieldUserID))
+}
+
+// WhereStatus applies the entql string predicate on the status field.
+func (f *ErasureFilter) WhereStatus(p entql.StringP) {
+	f.Where(p.Field(erasure.FieldStatus))
+}
+
+// WhereRuns applies the entql int64 predicate on the runs field.
+func (f *ErasureFilter) WhereRuns(p entql.Int64P) {
+	f.Where(p.Field(erasure.FieldRuns))
+}
+
+// WhereSteps applies the entql int64 predicate on the steps field.
+func (f *ErasureFilter) WhereSteps(p entql.Int64P) {
+	f.Where(p.Field(erasure.FieldSteps))
+}
+
+// WhereToolCalls applies the entql int64 predicate on the tool_calls field.
+func (f *ErasureFilter) WhereToolCalls(p entql.Int64P) {
+	f.Where(p.Field(erasure.FieldToolCalls))
+}
+
+// WhereAttempts applies the entql int predicate on the attempts field.
+func (f *ErasureFilter) WhereAttempts(p entql.IntP) {
+	f.Where(p.Field(erasure.FieldAttempts))
+}
+
+// WhereError applies the entql string predicate on the error field.
+func (f *ErasureFilter) WhereError(p entql.StringP) {
+	f.Where(p.Field(erasure.FieldError))
+}
+
+// WhereActorID applies the entql string predicate on the actor_id field.
+func (f *ErasureFilter) WhereActorID(p entql.StringP) {
+	f.Where(p.Field(erasure.FieldActorID))
+}
+
+// WhereActorRole applies the entql string predicate on the actor_role field.
+func (f *ErasureFilter) WhereActorRole(p entql.StringP) {
+	f.Where(p.Field(erasure.FieldActorRole))
+}
+
+// WhereRequestID applies the entql string predicate on the request_id field.
+func (f *ErasureFilter) WhereRequestID(p entql.StringP) {
+	f.Where(p.Field(erasure.FieldRequestID))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *ErasureFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(erasure.FieldUpdatedAt))
+}
+
+// WhereFinishedAt applies the entql time.Time predicate on the finished_at field.
+func (f *ErasureFilter) WhereFinishedAt(p entql.TimeP) {
+	f.Where(p.Field(erasure.FieldFinishedAt))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *IdempotencyKeyQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -862,7 +1031,7 @@ type IdempotencyKeyFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *IdempotencyKeyFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[3].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[4].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -909,6 +1078,131 @@ func (f *IdempotencyKeyFilter) WhereResponse(p entql.BytesP) {
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *RunRemovalQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the RunRemovalQuery builder.
+func (_q *RunRemovalQuery) Filter() *RunRemovalFilter {
+	return &RunRemovalFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *RunRemovalMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the RunRemovalMutation builder.
+func (m *RunRemovalMutation) Filter() *RunRemovalFilter {
+	return &RunRemovalFilter{config: m.config, predicateAdder: m}
+}
+
+// RunRemovalFilter provides a generic filtering capability at runtime for RunRemovalQuery.
+type RunRemovalFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *RunRemovalFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql [16]byte predicate on the id field.
+func (f *RunRemovalFilter) WhereID(p entql.ValueP) {
+	f.Where(p.Field(runremoval.FieldID))
+}
+
+// WhereTenantID applies the entql [16]byte predicate on the tenant_id field.
+func (f *RunRemovalFilter) WhereTenantID(p entql.ValueP) {
+	f.Where(p.Field(runremoval.FieldTenantID))
+}
+
+// WhereHour applies the entql time.Time predicate on the hour field.
+func (f *RunRemovalFilter) WhereHour(p entql.TimeP) {
+	f.Where(p.Field(runremoval.FieldHour))
+}
+
+// WhereAgentName applies the entql string predicate on the agent_name field.
+func (f *RunRemovalFilter) WhereAgentName(p entql.StringP) {
+	f.Where(p.Field(runremoval.FieldAgentName))
+}
+
+// WhereStatus applies the entql string predicate on the status field.
+func (f *RunRemovalFilter) WhereStatus(p entql.StringP) {
+	f.Where(p.Field(runremoval.FieldStatus))
+}
+
+// WhereReason applies the entql string predicate on the reason field.
+func (f *RunRemovalFilter) WhereReason(p entql.StringP) {
+	f.Where(p.Field(runremoval.FieldReason))
+}
+
+// WhereRuns applies the entql int64 predicate on the runs field.
+func (f *RunRemovalFilter) WhereRuns(p entql.Int64P) {
+	f.Where(p.Field(runremoval.FieldRuns))
+}
+
+// WhereTimedRuns applies the entql int64 predicate on the timed_runs field.
+func (f *RunRemovalFilter) WhereTimedRuns(p entql.Int64P) {
+	f.Where(p.Field(runremoval.FieldTimedRuns))
+}
+
+// WhereDurationMsSum applies the entql float64 predicate on the duration_ms_sum field.
+func (f *RunRemovalFilter) WhereDurationMsSum(p entql.Float64P) {
+	f.Where(p.Field(runremoval.FieldDurationMsSum))
+}
+
+// WhereSteps applies the entql int64 predicate on the steps field.
+func (f *RunRemovalFilter) WhereSteps(p entql.Int64P) {
+	f.Where(p.Field(runremoval.FieldSteps))
+}
+
+// WhereToolCalls applies the entql int64 predicate on the tool_calls field.
+func (f *RunRemovalFilter) WhereToolCalls(p entql.Int64P) {
+	f.Where(p.Field(runremoval.FieldToolCalls))
+}
+
+// WhereFailedToolCalls applies the entql int64 predicate on the failed_tool_calls field.
+func (f *RunRemovalFilter) WhereFailedToolCalls(p entql.Int64P) {
+	f.Where(p.Field(runremoval.FieldFailedToolCalls))
+}
+
+// WhereUsageRows applies the entql int64 predicate on the usage_rows field.
+func (f *RunRemovalFilter) WhereUsageRows(p entql.Int64P) {
+	f.Where(p.Field(runremoval.FieldUsageRows))
+}
+
+// WhereInputTokens applies the entql int64 predicate on the input_tokens field.
+func (f *RunRemovalFilter) WhereInputTokens(p entql.Int64P) {
+	f.Where(p.Field(runremoval.FieldInputTokens))
+}
+
+// WhereOutputTokens applies the entql int64 predicate on the output_tokens field.
+func (f *RunRemovalFilter) WhereOutputTokens(p entql.Int64P) {
+	f.Where(p.Field(runremoval.FieldOutputTokens))
+}
+
+// WhereTotalTokens applies the entql int64 predicate on the total_tokens field.
+func (f *RunRemovalFilter) WhereTotalTokens(p entql.Int64P) {
+	f.Where(p.Field(runremoval.FieldTotalTokens))
+}
+
+// WhereCostUsd applies the entql float64 predicate on the cost_usd field.
+func (f *RunRemovalFilter) WhereCostUsd(p entql.Float64P) {
+	f.Where(p.Field(runremoval.FieldCostUsd))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *RunRemovalFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(runremoval.FieldUpdatedAt))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *RunRollupQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -937,7 +1231,7 @@ type RunRollupFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *RunRollupFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[4].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1032,7 +1326,7 @@ type RunRollupDeltaFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *RunRollupDeltaFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[7].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1122,7 +1416,7 @@ type SystemHealthFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *SystemHealthFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[8].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1187,7 +1481,7 @@ type ToolCallFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *ToolCallFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[7].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1315,7 +1609,7 @@ type UsageMetricFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *UsageMetricFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[8].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1414,7 +1708,7 @@ type UsageRollupFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *UsageRollupFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1514,7 +1808,7 @@ type UsageRollupDeltaFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *UsageRollupDeltaFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1614,7 +1908,7 @@ type UsageRunMarkFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *UsageRunMarkFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[13].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})

@@ -15,8 +15,10 @@ import (
 	"github.com/agentstore/agentstore/ent/agentrun"
 	"github.com/agentstore/agentstore/ent/agentstep"
 	"github.com/agentstore/agentstore/ent/auditlog"
+	"github.com/agentstore/agentstore/ent/erasure"
 	"github.com/agentstore/agentstore/ent/idempotencykey"
 	"github.com/agentstore/agentstore/ent/predicate"
+	"github.com/agentstore/agentstore/ent/runremoval"
 	"github.com/agentstore/agentstore/ent/runrollup"
 	"github.com/agentstore/agentstore/ent/runrollupdelta"
 	"github.com/agentstore/agentstore/ent/systemhealth"
@@ -40,7 +42,9 @@ const (
 	TypeAgentRun         = "AgentRun"
 	TypeAgentStep        = "AgentStep"
 	TypeAuditLog         = "AuditLog"
+	TypeErasure          = "Erasure"
 	TypeIdempotencyKey   = "IdempotencyKey"
+	TypeRunRemoval       = "RunRemoval"
 	TypeRunRollup        = "RunRollup"
 	TypeRunRollupDelta   = "RunRollupDelta"
 	TypeSystemHealth     = "SystemHealth"
@@ -3950,6 +3954,1254 @@ func (m *AuditLogMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown AuditLog edge %s", name)
 }
 
+// ErasureMutation represents an operation that mutates the Erasure nodes in the graph.
+type ErasureMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *uuid.UUID
+	tenant_id     *uuid.UUID
+	created_at    *time.Time
+	user_id       *uuid.UUID
+	status        *erasure.Status
+	runs          *int64
+	addruns       *int64
+	steps         *int64
+	addsteps      *int64
+	tool_calls    *int64
+	addtool_calls *int64
+	attempts      *int
+	addattempts   *int
+	error         *string
+	actor_id      *string
+	actor_role    *string
+	request_id    *string
+	updated_at    *time.Time
+	finished_at   *time.Time
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*Erasure, error)
+	predicates    []predicate.Erasure
+}
+
+var _ ent.Mutation = (*ErasureMutation)(nil)
+
+// erasureOption allows management of the mutation configuration using functional options.
+type erasureOption func(*ErasureMutation)
+
+// newErasureMutation creates new mutation for the Erasure entity.
+func newErasureMutation(c config, op Op, opts ...erasureOption) *ErasureMutation {
+	m := &ErasureMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeErasure,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withErasureID sets the ID field of the mutation.
+func withErasureID(id uuid.UUID) erasureOption {
+	return func(m *ErasureMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Erasure
+		)
+		m.oldValue = func(ctx context.Context) (*Erasure, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Erasure.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withErasure sets the old Erasure of the mutation.
+func withErasure(node *Erasure) erasureOption {
+	return func(m *ErasureMutation) {
+		m.oldValue = func(context.Context) (*Erasure, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m ErasureMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m ErasureMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of Erasure entities.
+func (m *ErasureMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *ErasureMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *ErasureMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Erasure.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetTenantID sets the "tenant_id" field.
+func (m *ErasureMutation) SetTenantID(u uuid.UUID) {
+	m.tenant_id = &u
+}
+
+// TenantID returns the value of the "tenant_id" field in the mutation.
+func (m *ErasureMutation) TenantID() (r uuid.UUID, exists bool) {
+	v := m.tenant_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTenantID returns the old "tenant_id" field's value of the Erasure entity.
+// If the Erasure object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ErasureMutation) OldTenantID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTenantID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTenantID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTenantID: %w", err)
+	}
+	return oldValue.TenantID, nil
+}
+
+// ResetTenantID resets all changes to the "tenant_id" field.
+func (m *ErasureMutation) ResetTenantID() {
+	m.tenant_id = nil
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *ErasureMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *ErasureMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Erasure entity.
+// If the Erasure object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ErasureMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *ErasureMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUserID sets the "user_id" field.
+func (m *ErasureMutation) SetUserID(u uuid.UUID) {
+	m.user_id = &u
+}
+
+// UserID returns the value of the "user_id" field in the mutation.
+func (m *ErasureMutation) UserID() (r uuid.UUID, exists bool) {
+	v := m.user_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserID returns the old "user_id" field's value of the Erasure entity.
+// If the Erasure object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ErasureMutation) OldUserID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserID: %w", err)
+	}
+	return oldValue.UserID, nil
+}
+
+// ResetUserID resets all changes to the "user_id" field.
+func (m *ErasureMutation) ResetUserID() {
+	m.user_id = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *ErasureMutation) SetStatus(e erasure.Status) {
+	m.status = &e
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *ErasureMutation) Status() (r erasure.Status, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the Erasure entity.
+// If the Erasure object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ErasureMutation) OldStatus(ctx context.Context) (v erasure.Status, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *ErasureMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetRuns sets the "runs" field.
+func (m *ErasureMutation) SetRuns(i int64) {
+	m.runs = &i
+	m.addruns = nil
+}
+
+// Runs returns the value of the "runs" field in the mutation.
+func (m *ErasureMutation) Runs() (r int64, exists bool) {
+	v := m.runs
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRuns returns the old "runs" field's value of the Erasure entity.
+// If the Erasure object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ErasureMutation) OldRuns(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRuns is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRuns requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRuns: %w", err)
+	}
+	return oldValue.Runs, nil
+}
+
+// AddRuns adds i to the "runs" field.
+func (m *ErasureMutation) AddRuns(i int64) {
+	if m.addruns != nil {
+		*m.addruns += i
+	} else {
+		m.addruns = &i
+	}
+}
+
+// AddedRuns returns the value that was added to the "runs" field in this mutation.
+func (m *ErasureMutation) AddedRuns() (r int64, exists bool) {
+	v := m.addruns
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetRuns resets all changes to the "runs" field.
+func (m *ErasureMutation) ResetRuns() {
+	m.runs = nil
+	m.addruns = nil
+}
+
+// SetSteps sets the "steps" field.
+func (m *ErasureMutation) SetSteps(i int64) {
+	m.steps = &i
+	m.addsteps = nil
+}
+
+// Steps returns the value of the "steps" field in the mutation.
+func (m *ErasureMutation) Steps() (r int64, exists bool) {
+	v := m.steps
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSteps returns the old "steps" field's value of the Erasure entity.
+// If the Erasure object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ErasureMutation) OldSteps(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSteps is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSteps requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSteps: %w", err)
+	}
+	return oldValue.Steps, nil
+}
+
+// AddSteps adds i to the "steps" field.
+func (m *ErasureMutation) AddSteps(i int64) {
+	if m.addsteps != nil {
+		*m.addsteps += i
+	} else {
+		m.addsteps = &i
+	}
+}
+
+// AddedSteps returns the value that was added to the "steps" field in this mutation.
+func (m *ErasureMutation) AddedSteps() (r int64, exists bool) {
+	v := m.addsteps
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetSteps resets all changes to the "steps" field.
+func (m *ErasureMutation) ResetSteps() {
+	m.steps = nil
+	m.addsteps = nil
+}
+
+// SetToolCalls sets the "tool_calls" field.
+func (m *ErasureMutation) SetToolCalls(i int64) {
+	m.tool_calls = &i
+	m.addtool_calls = nil
+}
+
+// ToolCalls returns the value of the "tool_calls" field in the mutation.
+func (m *ErasureMutation) ToolCalls() (r int64, exists bool) {
+	v := m.tool_calls
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldToolCalls returns the old "tool_calls" field's value of the Erasure entity.
+// If the Erasure object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ErasureMutation) OldToolCalls(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldToolCalls is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldToolCalls requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldToolCalls: %w", err)
+	}
+	return oldValue.ToolCalls, nil
+}
+
+// AddToolCalls adds i to the "tool_calls" field.
+func (m *ErasureMutation) AddToolCalls(i int64) {
+	if m.addtool_calls != nil {
+		*m.addtool_calls += i
+	} else {
+		m.addtool_calls = &i
+	}
+}
+
+// AddedToolCalls returns the value that was added to the "tool_calls" field in this mutation.
+func (m *ErasureMutation) AddedToolCalls() (r int64, exists bool) {
+	v := m.addtool_calls
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetToolCalls resets all changes to the "tool_calls" field.
+func (m *ErasureMutation) ResetToolCalls() {
+	m.tool_calls = nil
+	m.addtool_calls = nil
+}
+
+// SetAttempts sets the "attempts" field.
+func (m *ErasureMutation) SetAttempts(i int) {
+	m.attempts = &i
+	m.addattempts = nil
+}
+
+// Attempts returns the value of the "attempts" field in the mutation.
+func (m *ErasureMutation) Attempts() (r int, exists bool) {
+	v := m.attempts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAttempts returns the old "attempts" field's value of the Erasure entity.
+// If the Erasure object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ErasureMutation) OldAttempts(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAttempts is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAttempts requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAttempts: %w", err)
+	}
+	return oldValue.Attempts, nil
+}
+
+// AddAttempts adds i to the "attempts" field.
+func (m *ErasureMutation) AddAttempts(i int) {
+	if m.addattempts != nil {
+		*m.addattempts += i
+	} else {
+		m.addattempts = &i
+	}
+}
+
+// AddedAttempts returns the value that was added to the "attempts" field in this mutation.
+func (m *ErasureMutation) AddedAttempts() (r int, exists bool) {
+	v := m.addattempts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetAttempts resets all changes to the "attempts" field.
+func (m *ErasureMutation) ResetAttempts() {
+	m.attempts = nil
+	m.addattempts = nil
+}
+
+// SetError sets the "error" field.
+func (m *ErasureMutation) SetError(s string) {
+	m.error = &s
+}
+
+// Error returns the value of the "error" field in the mutation.
+func (m *ErasureMutation) Error() (r string, exists bool) {
+	v := m.error
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldError returns the old "error" field's value of the Erasure entity.
+// If the Erasure object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ErasureMutation) OldError(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldError is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldError requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldError: %w", err)
+	}
+	return oldValue.Error, nil
+}
+
+// ClearError clears the value of the "error" field.
+func (m *ErasureMutation) ClearError() {
+	m.error = nil
+	m.clearedFields[erasure.FieldError] = struct{}{}
+}
+
+// ErrorCleared returns if the "error" field was cleared in this mutation.
+func (m *ErasureMutation) ErrorCleared() bool {
+	_, ok := m.clearedFields[erasure.FieldError]
+	return ok
+}
+
+// ResetError resets all changes to the "error" field.
+func (m *ErasureMutation) ResetError() {
+	m.error = nil
+	delete(m.clearedFields, erasure.FieldError)
+}
+
+// SetActorID sets the "actor_id" field.
+func (m *ErasureMutation) SetActorID(s string) {
+	m.actor_id = &s
+}
+
+// ActorID returns the value of the "actor_id" field in the mutation.
+func (m *ErasureMutation) ActorID() (r string, exists bool) {
+	v := m.actor_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActorID returns the old "actor_id" field's value of the Erasure entity.
+// If the Erasure object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ErasureMutation) OldActorID(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActorID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActorID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActorID: %w", err)
+	}
+	return oldValue.ActorID, nil
+}
+
+// ClearActorID clears the value of the "actor_id" field.
+func (m *ErasureMutation) ClearActorID() {
+	m.actor_id = nil
+	m.clearedFields[erasure.FieldActorID] = struct{}{}
+}
+
+// ActorIDCleared returns if the "actor_id" field was cleared in this mutation.
+func (m *ErasureMutation) ActorIDCleared() bool {
+	_, ok := m.clearedFields[erasure.FieldActorID]
+	return ok
+}
+
+// ResetActorID resets all changes to the "actor_id" field.
+func (m *ErasureMutation) ResetActorID() {
+	m.actor_id = nil
+	delete(m.clearedFields, erasure.FieldActorID)
+}
+
+// SetActorRole sets the "actor_role" field.
+func (m *ErasureMutation) SetActorRole(s string) {
+	m.actor_role = &s
+}
+
+// ActorRole returns the value of the "actor_role" field in the mutation.
+func (m *ErasureMutation) ActorRole() (r string, exists bool) {
+	v := m.actor_role
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActorRole returns the old "actor_role" field's value of the Erasure entity.
+// If the Erasure object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ErasureMutation) OldActorRole(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActorRole is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActorRole requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActorRole: %w", err)
+	}
+	return oldValue.ActorRole, nil
+}
+
+// ResetActorRole resets all changes to the "actor_role" field.
+func (m *ErasureMutation) ResetActorRole() {
+	m.actor_role = nil
+}
+
+// SetRequestID sets the "request_id" field.
+func (m *ErasureMutation) SetRequestID(s string) {
+	m.request_id = &s
+}
+
+// RequestID returns the value of the "request_id" field in the mutation.
+func (m *ErasureMutation) RequestID() (r string, exists bool) {
+	v := m.request_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRequestID returns the old "request_id" field's value of the Erasure entity.
+// If the Erasure object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ErasureMutation) OldRequestID(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRequestID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRequestID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRequestID: %w", err)
+	}
+	return oldValue.RequestID, nil
+}
+
+// ClearRequestID clears the value of the "request_id" field.
+func (m *ErasureMutation) ClearRequestID() {
+	m.request_id = nil
+	m.clearedFields[erasure.FieldRequestID] = struct{}{}
+}
+
+// RequestIDCleared returns if the "request_id" field was cleared in this mutation.
+func (m *ErasureMutation) RequestIDCleared() bool {
+	_, ok := m.clearedFields[erasure.FieldRequestID]
+	return ok
+}
+
+// ResetRequestID resets all changes to the "request_id" field.
+func (m *ErasureMutation) ResetRequestID() {
+	m.request_id = nil
+	delete(m.clearedFields, erasure.FieldRequestID)
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *ErasureMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *ErasureMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Erasure entity.
+// If the Erasure object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ErasureMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *ErasureMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetFinishedAt sets the "finished_at" field.
+func (m *ErasureMutation) SetFinishedAt(t time.Time) {
+	m.finished_at = &t
+}
+
+// FinishedAt returns the value of the "finished_at" field in the mutation.
+func (m *ErasureMutation) FinishedAt() (r time.Time, exists bool) {
+	v := m.finished_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFinishedAt returns the old "finished_at" field's value of the Erasure entity.
+// If the Erasure object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ErasureMutation) OldFinishedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFinishedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFinishedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFinishedAt: %w", err)
+	}
+	return oldValue.FinishedAt, nil
+}
+
+// ClearFinishedAt clears the value of the "finished_at" field.
+func (m *ErasureMutation) ClearFinishedAt() {
+	m.finished_at = nil
+	m.clearedFields[erasure.FieldFinishedAt] = struct{}{}
+}
+
+// FinishedAtCleared returns if the "finished_at" field was cleared in this mutation.
+func (m *ErasureMutation) FinishedAtCleared() bool {
+	_, ok := m.clearedFields[erasure.FieldFinishedAt]
+	return ok
+}
+
+// ResetFinishedAt resets all changes to the "finished_at" field.
+func (m *ErasureMutation) ResetFinishedAt() {
+	m.finished_at = nil
+	delete(m.clearedFields, erasure.FieldFinishedAt)
+}
+
+// Where appends a list predicates to the ErasureMutation builder.
+func (m *ErasureMutation) Where(ps ...predicate.Erasure) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the ErasureMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *ErasureMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Erasure, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *ErasureMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *ErasureMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Erasure).
+func (m *ErasureMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *ErasureMutation) Fields() []string {
+	fields := make([]string, 0, 14)
+	if m.tenant_id != nil {
+		fields = append(fields, erasure.FieldTenantID)
+	}
+	if m.created_at != nil {
+		fields = append(fields, erasure.FieldCreatedAt)
+	}
+	if m.user_id != nil {
+		fields = append(fields, erasure.FieldUserID)
+	}
+	if m.status != nil {
+		fields = append(fields, erasure.FieldStatus)
+	}
+	if m.runs != nil {
+		fields = append(fields, erasure.FieldRuns)
+	}
+	if m.steps != nil {
+		fields = append(fields, erasure.FieldSteps)
+	}
+	if m.tool_calls != nil {
+		fields = append(fields, erasure.FieldToolCalls)
+	}
+	if m.attempts != nil {
+		fields = append(fields, erasure.FieldAttempts)
+	}
+	if m.error != nil {
+		fields = append(fields, erasure.FieldError)
+	}
+	if m.actor_id != nil {
+		fields = append(fields, erasure.FieldActorID)
+	}
+	if m.actor_role != nil {
+		fields = append(fields, erasure.FieldActorRole)
+	}
+	if m.request_id != nil {
+		fields = append(fields, erasure.FieldRequestID)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, erasure.FieldUpdatedAt)
+	}
+	if m.finished_at != nil {
+		fields = append(fields, erasure.FieldFinishedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *ErasureMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case erasure.FieldTenantID:
+		return m.TenantID()
+	case erasure.FieldCreatedAt:
+		return m.CreatedAt()
+	case erasure.FieldUserID:
+		return m.UserID()
+	case erasure.FieldStatus:
+		return m.Status()
+	case erasure.FieldRuns:
+		return m.Runs()
+	case erasure.FieldSteps:
+		return m.Steps()
+	case erasure.FieldToolCalls:
+		return m.ToolCalls()
+	case erasure.FieldAttempts:
+		return m.Attempts()
+	case erasure.FieldError:
+		return m.Error()
+	case erasure.FieldActorID:
+		return m.ActorID()
+	case erasure.FieldActorRole:
+		return m.ActorRole()
+	case erasure.FieldRequestID:
+		return m.RequestID()
+	case erasure.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case erasure.FieldFinishedAt:
+		return m.FinishedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *ErasureMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case erasure.FieldTenantID:
+		return m.OldTenantID(ctx)
+	case erasure.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case erasure.FieldUserID:
+		return m.OldUserID(ctx)
+	case erasure.FieldStatus:
+		return m.OldStatus(ctx)
+	case erasure.FieldRuns:
+		return m.OldRuns(ctx)
+	case erasure.FieldSteps:
+		return m.OldSteps(ctx)
+	case erasure.FieldToolCalls:
+		return m.OldToolCalls(ctx)
+	case erasure.FieldAttempts:
+		return m.OldAttempts(ctx)
+	case erasure.FieldError:
+		return m.OldError(ctx)
+	case erasure.FieldActorID:
+		return m.OldActorID(ctx)
+	case erasure.FieldActorRole:
+		return m.OldActorRole(ctx)
+	case erasure.FieldRequestID:
+		return m.OldRequestID(ctx)
+	case erasure.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case erasure.FieldFinishedAt:
+		return m.OldFinishedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown Erasure field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ErasureMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case erasure.FieldTenantID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTenantID(v)
+		return nil
+	case erasure.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case erasure.FieldUserID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserID(v)
+		return nil
+	case erasure.FieldStatus:
+		v, ok := value.(erasure.Status)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case erasure.FieldRuns:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRuns(v)
+		return nil
+	case erasure.FieldSteps:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSteps(v)
+		return nil
+	case erasure.FieldToolCalls:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetToolCalls(v)
+		return nil
+	case erasure.FieldAttempts:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAttempts(v)
+		return nil
+	case erasure.FieldError:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetError(v)
+		return nil
+	case erasure.FieldActorID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActorID(v)
+		return nil
+	case erasure.FieldActorRole:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActorRole(v)
+		return nil
+	case erasure.FieldRequestID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRequestID(v)
+		return nil
+	case erasure.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case erasure.FieldFinishedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFinishedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Erasure field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *ErasureMutation) AddedFields() []string {
+	var fields []string
+	if m.addruns != nil {
+		fields = append(fields, erasure.FieldRuns)
+	}
+	if m.addsteps != nil {
+		fields = append(fields, erasure.FieldSteps)
+	}
+	if m.addtool_calls != nil {
+		fields = append(fields, erasure.FieldToolCalls)
+	}
+	if m.addattempts != nil {
+		fields = append(fields, erasure.FieldAttempts)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *ErasureMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case erasure.FieldRuns:
+		return m.AddedRuns()
+	case erasure.FieldSteps:
+		return m.AddedSteps()
+	case erasure.FieldToolCalls:
+		return m.AddedToolCalls()
+	case erasure.FieldAttempts:
+		return m.AddedAttempts()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ErasureMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case erasure.FieldRuns:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRuns(v)
+		return nil
+	case erasure.FieldSteps:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddSteps(v)
+		return nil
+	case erasure.FieldToolCalls:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddToolCalls(v)
+		return nil
+	case erasure.FieldAttempts:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddAttempts(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Erasure numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *ErasureMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(erasure.FieldError) {
+		fields = append(fields, erasure.FieldError)
+	}
+	if m.FieldCleared(erasure.FieldActorID) {
+		fields = append(fields, erasure.FieldActorID)
+	}
+	if m.FieldCleared(erasure.FieldRequestID) {
+		fields = append(fields, erasure.FieldRequestID)
+	}
+	if m.FieldCleared(erasure.FieldFinishedAt) {
+		fields = append(fields, erasure.FieldFinishedAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *ErasureMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *ErasureMutation) ClearField(name string) error {
+	switch name {
+	case erasure.FieldError:
+		m.ClearError()
+		return nil
+	case erasure.FieldActorID:
+		m.ClearActorID()
+		return nil
+	case erasure.FieldRequestID:
+		m.ClearRequestID()
+		return nil
+	case erasure.FieldFinishedAt:
+		m.ClearFinishedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Erasure nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *ErasureMutation) ResetField(name string) error {
+	switch name {
+	case erasure.FieldTenantID:
+		m.ResetTenantID()
+		return nil
+	case erasure.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case erasure.FieldUserID:
+		m.ResetUserID()
+		return nil
+	case erasure.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case erasure.FieldRuns:
+		m.ResetRuns()
+		return nil
+	case erasure.FieldSteps:
+		m.ResetSteps()
+		return nil
+	case erasure.FieldToolCalls:
+		m.ResetToolCalls()
+		return nil
+	case erasure.FieldAttempts:
+		m.ResetAttempts()
+		return nil
+	case erasure.FieldError:
+		m.ResetError()
+		return nil
+	case erasure.FieldActorID:
+		m.ResetActorID()
+		return nil
+	case erasure.FieldActorRole:
+		m.ResetActorRole()
+		return nil
+	case erasure.FieldRequestID:
+		m.ResetRequestID()
+		return nil
+	case erasure.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case erasure.FieldFinishedAt:
+		m.ResetFinishedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Erasure field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *ErasureMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *ErasureMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *ErasureMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *ErasureMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *ErasureMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *ErasureMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *ErasureMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Erasure unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *ErasureMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Erasure edge %s", name)
+}
+
 // IdempotencyKeyMutation represents an operation that mutates the IdempotencyKey nodes in the graph.
 type IdempotencyKeyMutation struct {
 	config
@@ -4640,6 +5892,1568 @@ func (m *IdempotencyKeyMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *IdempotencyKeyMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown IdempotencyKey edge %s", name)
+}
+
+// RunRemovalMutation represents an operation that mutates the RunRemoval nodes in the graph.
+type RunRemovalMutation struct {
+	config
+	op                   Op
+	typ                  string
+	id                   *uuid.UUID
+	tenant_id            *uuid.UUID
+	hour                 *time.Time
+	agent_name           *string
+	status               *string
+	reason               *runremoval.Reason
+	runs                 *int64
+	addruns              *int64
+	timed_runs           *int64
+	addtimed_runs        *int64
+	duration_ms_sum      *float64
+	addduration_ms_sum   *float64
+	steps                *int64
+	addsteps             *int64
+	tool_calls           *int64
+	addtool_calls        *int64
+	failed_tool_calls    *int64
+	addfailed_tool_calls *int64
+	usage_rows           *int64
+	addusage_rows        *int64
+	input_tokens         *int64
+	addinput_tokens      *int64
+	output_tokens        *int64
+	addoutput_tokens     *int64
+	total_tokens         *int64
+	addtotal_tokens      *int64
+	cost_usd             *float64
+	addcost_usd          *float64
+	updated_at           *time.Time
+	clearedFields        map[string]struct{}
+	done                 bool
+	oldValue             func(context.Context) (*RunRemoval, error)
+	predicates           []predicate.RunRemoval
+}
+
+var _ ent.Mutation = (*RunRemovalMutation)(nil)
+
+// runremovalOption allows management of the mutation configuration using functional options.
+type runremovalOption func(*RunRemovalMutation)
+
+// newRunRemovalMutation creates new mutation for the RunRemoval entity.
+func newRunRemovalMutation(c config, op Op, opts ...runremovalOption) *RunRemovalMutation {
+	m := &RunRemovalMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeRunRemoval,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withRunRemovalID sets the ID field of the mutation.
+func withRunRemovalID(id uuid.UUID) runremovalOption {
+	return func(m *RunRemovalMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *RunRemoval
+		)
+		m.oldValue = func(ctx context.Context) (*RunRemoval, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().RunRemoval.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withRunRemoval sets the old RunRemoval of the mutation.
+func withRunRemoval(node *RunRemoval) runremovalOption {
+	return func(m *RunRemovalMutation) {
+		m.oldValue = func(context.Context) (*RunRemoval, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m RunRemovalMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m RunRemovalMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of RunRemoval entities.
+func (m *RunRemovalMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *RunRemovalMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *RunRemovalMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().RunRemoval.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetTenantID sets the "tenant_id" field.
+func (m *RunRemovalMutation) SetTenantID(u uuid.UUID) {
+	m.tenant_id = &u
+}
+
+// TenantID returns the value of the "tenant_id" field in the mutation.
+func (m *RunRemovalMutation) TenantID() (r uuid.UUID, exists bool) {
+	v := m.tenant_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTenantID returns the old "tenant_id" field's value of the RunRemoval entity.
+// If the RunRemoval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRemovalMutation) OldTenantID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTenantID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTenantID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTenantID: %w", err)
+	}
+	return oldValue.TenantID, nil
+}
+
+// ResetTenantID resets all changes to the "tenant_id" field.
+func (m *RunRemovalMutation) ResetTenantID() {
+	m.tenant_id = nil
+}
+
+// SetHour sets the "hour" field.
+func (m *RunRemovalMutation) SetHour(t time.Time) {
+	m.hour = &t
+}
+
+// Hour returns the value of the "hour" field in the mutation.
+func (m *RunRemovalMutation) Hour() (r time.Time, exists bool) {
+	v := m.hour
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHour returns the old "hour" field's value of the RunRemoval entity.
+// If the RunRemoval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRemovalMutation) OldHour(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHour is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHour requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHour: %w", err)
+	}
+	return oldValue.Hour, nil
+}
+
+// ResetHour resets all changes to the "hour" field.
+func (m *RunRemovalMutation) ResetHour() {
+	m.hour = nil
+}
+
+// SetAgentName sets the "agent_name" field.
+func (m *RunRemovalMutation) SetAgentName(s string) {
+	m.agent_name = &s
+}
+
+// AgentName returns the value of the "agent_name" field in the mutation.
+func (m *RunRemovalMutation) AgentName() (r string, exists bool) {
+	v := m.agent_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAgentName returns the old "agent_name" field's value of the RunRemoval entity.
+// If the RunRemoval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRemovalMutation) OldAgentName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAgentName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAgentName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAgentName: %w", err)
+	}
+	return oldValue.AgentName, nil
+}
+
+// ResetAgentName resets all changes to the "agent_name" field.
+func (m *RunRemovalMutation) ResetAgentName() {
+	m.agent_name = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *RunRemovalMutation) SetStatus(s string) {
+	m.status = &s
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *RunRemovalMutation) Status() (r string, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the RunRemoval entity.
+// If the RunRemoval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRemovalMutation) OldStatus(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *RunRemovalMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetReason sets the "reason" field.
+func (m *RunRemovalMutation) SetReason(r runremoval.Reason) {
+	m.reason = &r
+}
+
+// Reason returns the value of the "reason" field in the mutation.
+func (m *RunRemovalMutation) Reason() (r runremoval.Reason, exists bool) {
+	v := m.reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReason returns the old "reason" field's value of the RunRemoval entity.
+// If the RunRemoval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRemovalMutation) OldReason(ctx context.Context) (v runremoval.Reason, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReason: %w", err)
+	}
+	return oldValue.Reason, nil
+}
+
+// ResetReason resets all changes to the "reason" field.
+func (m *RunRemovalMutation) ResetReason() {
+	m.reason = nil
+}
+
+// SetRuns sets the "runs" field.
+func (m *RunRemovalMutation) SetRuns(i int64) {
+	m.runs = &i
+	m.addruns = nil
+}
+
+// Runs returns the value of the "runs" field in the mutation.
+func (m *RunRemovalMutation) Runs() (r int64, exists bool) {
+	v := m.runs
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRuns returns the old "runs" field's value of the RunRemoval entity.
+// If the RunRemoval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRemovalMutation) OldRuns(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRuns is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRuns requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRuns: %w", err)
+	}
+	return oldValue.Runs, nil
+}
+
+// AddRuns adds i to the "runs" field.
+func (m *RunRemovalMutation) AddRuns(i int64) {
+	if m.addruns != nil {
+		*m.addruns += i
+	} else {
+		m.addruns = &i
+	}
+}
+
+// AddedRuns returns the value that was added to the "runs" field in this mutation.
+func (m *RunRemovalMutation) AddedRuns() (r int64, exists bool) {
+	v := m.addruns
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetRuns resets all changes to the "runs" field.
+func (m *RunRemovalMutation) ResetRuns() {
+	m.runs = nil
+	m.addruns = nil
+}
+
+// SetTimedRuns sets the "timed_runs" field.
+func (m *RunRemovalMutation) SetTimedRuns(i int64) {
+	m.timed_runs = &i
+	m.addtimed_runs = nil
+}
+
+// TimedRuns returns the value of the "timed_runs" field in the mutation.
+func (m *RunRemovalMutation) TimedRuns() (r int64, exists bool) {
+	v := m.timed_runs
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTimedRuns returns the old "timed_runs" field's value of the RunRemoval entity.
+// If the RunRemoval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRemovalMutation) OldTimedRuns(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTimedRuns is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTimedRuns requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTimedRuns: %w", err)
+	}
+	return oldValue.TimedRuns, nil
+}
+
+// AddTimedRuns adds i to the "timed_runs" field.
+func (m *RunRemovalMutation) AddTimedRuns(i int64) {
+	if m.addtimed_runs != nil {
+		*m.addtimed_runs += i
+	} else {
+		m.addtimed_runs = &i
+	}
+}
+
+// AddedTimedRuns returns the value that was added to the "timed_runs" field in this mutation.
+func (m *RunRemovalMutation) AddedTimedRuns() (r int64, exists bool) {
+	v := m.addtimed_runs
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetTimedRuns resets all changes to the "timed_runs" field.
+func (m *RunRemovalMutation) ResetTimedRuns() {
+	m.timed_runs = nil
+	m.addtimed_runs = nil
+}
+
+// SetDurationMsSum sets the "duration_ms_sum" field.
+func (m *RunRemovalMutation) SetDurationMsSum(f float64) {
+	m.duration_ms_sum = &f
+	m.addduration_ms_sum = nil
+}
+
+// DurationMsSum returns the value of the "duration_ms_sum" field in the mutation.
+func (m *RunRemovalMutation) DurationMsSum() (r float64, exists bool) {
+	v := m.duration_ms_sum
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDurationMsSum returns the old "duration_ms_sum" field's value of the RunRemoval entity.
+// If the RunRemoval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRemovalMutation) OldDurationMsSum(ctx context.Context) (v float64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDurationMsSum is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDurationMsSum requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDurationMsSum: %w", err)
+	}
+	return oldValue.DurationMsSum, nil
+}
+
+// AddDurationMsSum adds f to the "duration_ms_sum" field.
+func (m *RunRemovalMutation) AddDurationMsSum(f float64) {
+	if m.addduration_ms_sum != nil {
+		*m.addduration_ms_sum += f
+	} else {
+		m.addduration_ms_sum = &f
+	}
+}
+
+// AddedDurationMsSum returns the value that was added to the "duration_ms_sum" field in this mutation.
+func (m *RunRemovalMutation) AddedDurationMsSum() (r float64, exists bool) {
+	v := m.addduration_ms_sum
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetDurationMsSum resets all changes to the "duration_ms_sum" field.
+func (m *RunRemovalMutation) ResetDurationMsSum() {
+	m.duration_ms_sum = nil
+	m.addduration_ms_sum = nil
+}
+
+// SetSteps sets the "steps" field.
+func (m *RunRemovalMutation) SetSteps(i int64) {
+	m.steps = &i
+	m.addsteps = nil
+}
+
+// Steps returns the value of the "steps" field in the mutation.
+func (m *RunRemovalMutation) Steps() (r int64, exists bool) {
+	v := m.steps
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSteps returns the old "steps" field's value of the RunRemoval entity.
+// If the RunRemoval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRemovalMutation) OldSteps(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSteps is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSteps requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSteps: %w", err)
+	}
+	return oldValue.Steps, nil
+}
+
+// AddSteps adds i to the "steps" field.
+func (m *RunRemovalMutation) AddSteps(i int64) {
+	if m.addsteps != nil {
+		*m.addsteps += i
+	} else {
+		m.addsteps = &i
+	}
+}
+
+// AddedSteps returns the value that was added to the "steps" field in this mutation.
+func (m *RunRemovalMutation) AddedSteps() (r int64, exists bool) {
+	v := m.addsteps
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetSteps resets all changes to the "steps" field.
+func (m *RunRemovalMutation) ResetSteps() {
+	m.steps = nil
+	m.addsteps = nil
+}
+
+// SetToolCalls sets the "tool_calls" field.
+func (m *RunRemovalMutation) SetToolCalls(i int64) {
+	m.tool_calls = &i
+	m.addtool_calls = nil
+}
+
+// ToolCalls returns the value of the "tool_calls" field in the mutation.
+func (m *RunRemovalMutation) ToolCalls() (r int64, exists bool) {
+	v := m.tool_calls
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldToolCalls returns the old "tool_calls" field's value of the RunRemoval entity.
+// If the RunRemoval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRemovalMutation) OldToolCalls(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldToolCalls is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldToolCalls requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldToolCalls: %w", err)
+	}
+	return oldValue.ToolCalls, nil
+}
+
+// AddToolCalls adds i to the "tool_calls" field.
+func (m *RunRemovalMutation) AddToolCalls(i int64) {
+	if m.addtool_calls != nil {
+		*m.addtool_calls += i
+	} else {
+		m.addtool_calls = &i
+	}
+}
+
+// AddedToolCalls returns the value that was added to the "tool_calls" field in this mutation.
+func (m *RunRemovalMutation) AddedToolCalls() (r int64, exists bool) {
+	v := m.addtool_calls
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetToolCalls resets all changes to the "tool_calls" field.
+func (m *RunRemovalMutation) ResetToolCalls() {
+	m.tool_calls = nil
+	m.addtool_calls = nil
+}
+
+// SetFailedToolCalls sets the "failed_tool_calls" field.
+func (m *RunRemovalMutation) SetFailedToolCalls(i int64) {
+	m.failed_tool_calls = &i
+	m.addfailed_tool_calls = nil
+}
+
+// FailedToolCalls returns the value of the "failed_tool_calls" field in the mutation.
+func (m *RunRemovalMutation) FailedToolCalls() (r int64, exists bool) {
+	v := m.failed_tool_calls
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFailedToolCalls returns the old "failed_tool_calls" field's value of the RunRemoval entity.
+// If the RunRemoval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRemovalMutation) OldFailedToolCalls(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFailedToolCalls is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFailedToolCalls requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFailedToolCalls: %w", err)
+	}
+	return oldValue.FailedToolCalls, nil
+}
+
+// AddFailedToolCalls adds i to the "failed_tool_calls" field.
+func (m *RunRemovalMutation) AddFailedToolCalls(i int64) {
+	if m.addfailed_tool_calls != nil {
+		*m.addfailed_tool_calls += i
+	} else {
+		m.addfailed_tool_calls = &i
+	}
+}
+
+// AddedFailedToolCalls returns the value that was added to the "failed_tool_calls" field in this mutation.
+func (m *RunRemovalMutation) AddedFailedToolCalls() (r int64, exists bool) {
+	v := m.addfailed_tool_calls
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetFailedToolCalls resets all changes to the "failed_tool_calls" field.
+func (m *RunRemovalMutation) ResetFailedToolCalls() {
+	m.failed_tool_calls = nil
+	m.addfailed_tool_calls = nil
+}
+
+// SetUsageRows sets the "usage_rows" field.
+func (m *RunRemovalMutation) SetUsageRows(i int64) {
+	m.usage_rows = &i
+	m.addusage_rows = nil
+}
+
+// UsageRows returns the value of the "usage_rows" field in the mutation.
+func (m *RunRemovalMutation) UsageRows() (r int64, exists bool) {
+	v := m.usage_rows
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUsageRows returns the old "usage_rows" field's value of the RunRemoval entity.
+// If the RunRemoval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRemovalMutation) OldUsageRows(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUsageRows is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUsageRows requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUsageRows: %w", err)
+	}
+	return oldValue.UsageRows, nil
+}
+
+// AddUsageRows adds i to the "usage_rows" field.
+func (m *RunRemovalMutation) AddUsageRows(i int64) {
+	if m.addusage_rows != nil {
+		*m.addusage_rows += i
+	} else {
+		m.addusage_rows = &i
+	}
+}
+
+// AddedUsageRows returns the value that was added to the "usage_rows" field in this mutation.
+func (m *RunRemovalMutation) AddedUsageRows() (r int64, exists bool) {
+	v := m.addusage_rows
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetUsageRows resets all changes to the "usage_rows" field.
+func (m *RunRemovalMutation) ResetUsageRows() {
+	m.usage_rows = nil
+	m.addusage_rows = nil
+}
+
+// SetInputTokens sets the "input_tokens" field.
+func (m *RunRemovalMutation) SetInputTokens(i int64) {
+	m.input_tokens = &i
+	m.addinput_tokens = nil
+}
+
+// InputTokens returns the value of the "input_tokens" field in the mutation.
+func (m *RunRemovalMutation) InputTokens() (r int64, exists bool) {
+	v := m.input_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldInputTokens returns the old "input_tokens" field's value of the RunRemoval entity.
+// If the RunRemoval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRemovalMutation) OldInputTokens(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldInputTokens is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldInputTokens requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldInputTokens: %w", err)
+	}
+	return oldValue.InputTokens, nil
+}
+
+// AddInputTokens adds i to the "input_tokens" field.
+func (m *RunRemovalMutation) AddInputTokens(i int64) {
+	if m.addinput_tokens != nil {
+		*m.addinput_tokens += i
+	} else {
+		m.addinput_tokens = &i
+	}
+}
+
+// AddedInputTokens returns the value that was added to the "input_tokens" field in this mutation.
+func (m *RunRemovalMutation) AddedInputTokens() (r int64, exists bool) {
+	v := m.addinput_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetInputTokens resets all changes to the "input_tokens" field.
+func (m *RunRemovalMutation) ResetInputTokens() {
+	m.input_tokens = nil
+	m.addinput_tokens = nil
+}
+
+// SetOutputTokens sets the "output_tokens" field.
+func (m *RunRemovalMutation) SetOutputTokens(i int64) {
+	m.output_tokens = &i
+	m.addoutput_tokens = nil
+}
+
+// OutputTokens returns the value of the "output_tokens" field in the mutation.
+func (m *RunRemovalMutation) OutputTokens() (r int64, exists bool) {
+	v := m.output_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOutputTokens returns the old "output_tokens" field's value of the RunRemoval entity.
+// If the RunRemoval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRemovalMutation) OldOutputTokens(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOutputTokens is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOutputTokens requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOutputTokens: %w", err)
+	}
+	return oldValue.OutputTokens, nil
+}
+
+// AddOutputTokens adds i to the "output_tokens" field.
+func (m *RunRemovalMutation) AddOutputTokens(i int64) {
+	if m.addoutput_tokens != nil {
+		*m.addoutput_tokens += i
+	} else {
+		m.addoutput_tokens = &i
+	}
+}
+
+// AddedOutputTokens returns the value that was added to the "output_tokens" field in this mutation.
+func (m *RunRemovalMutation) AddedOutputTokens() (r int64, exists bool) {
+	v := m.addoutput_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetOutputTokens resets all changes to the "output_tokens" field.
+func (m *RunRemovalMutation) ResetOutputTokens() {
+	m.output_tokens = nil
+	m.addoutput_tokens = nil
+}
+
+// SetTotalTokens sets the "total_tokens" field.
+func (m *RunRemovalMutation) SetTotalTokens(i int64) {
+	m.total_tokens = &i
+	m.addtotal_tokens = nil
+}
+
+// TotalTokens returns the value of the "total_tokens" field in the mutation.
+func (m *RunRemovalMutation) TotalTokens() (r int64, exists bool) {
+	v := m.total_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTotalTokens returns the old "total_tokens" field's value of the RunRemoval entity.
+// If the RunRemoval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRemovalMutation) OldTotalTokens(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTotalTokens is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTotalTokens requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTotalTokens: %w", err)
+	}
+	return oldValue.TotalTokens, nil
+}
+
+// AddTotalTokens adds i to the "total_tokens" field.
+func (m *RunRemovalMutation) AddTotalTokens(i int64) {
+	if m.addtotal_tokens != nil {
+		*m.addtotal_tokens += i
+	} else {
+		m.addtotal_tokens = &i
+	}
+}
+
+// AddedTotalTokens returns the value that was added to the "total_tokens" field in this mutation.
+func (m *RunRemovalMutation) AddedTotalTokens() (r int64, exists bool) {
+	v := m.addtotal_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetTotalTokens resets all changes to the "total_tokens" field.
+func (m *RunRemovalMutation) ResetTotalTokens() {
+	m.total_tokens = nil
+	m.addtotal_tokens = nil
+}
+
+// SetCostUsd sets the "cost_usd" field.
+func (m *RunRemovalMutation) SetCostUsd(f float64) {
+	m.cost_usd = &f
+	m.addcost_usd = nil
+}
+
+// CostUsd returns the value of the "cost_usd" field in the mutation.
+func (m *RunRemovalMutation) CostUsd() (r float64, exists bool) {
+	v := m.cost_usd
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCostUsd returns the old "cost_usd" field's value of the RunRemoval entity.
+// If the RunRemoval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRemovalMutation) OldCostUsd(ctx context.Context) (v float64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCostUsd is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCostUsd requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCostUsd: %w", err)
+	}
+	return oldValue.CostUsd, nil
+}
+
+// AddCostUsd adds f to the "cost_usd" field.
+func (m *RunRemovalMutation) AddCostUsd(f float64) {
+	if m.addcost_usd != nil {
+		*m.addcost_usd += f
+	} else {
+		m.addcost_usd = &f
+	}
+}
+
+// AddedCostUsd returns the value that was added to the "cost_usd" field in this mutation.
+func (m *RunRemovalMutation) AddedCostUsd() (r float64, exists bool) {
+	v := m.addcost_usd
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetCostUsd resets all changes to the "cost_usd" field.
+func (m *RunRemovalMutation) ResetCostUsd() {
+	m.cost_usd = nil
+	m.addcost_usd = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *RunRemovalMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *RunRemovalMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the RunRemoval entity.
+// If the RunRemoval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RunRemovalMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *RunRemovalMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// Where appends a list predicates to the RunRemovalMutation builder.
+func (m *RunRemovalMutation) Where(ps ...predicate.RunRemoval) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the RunRemovalMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *RunRemovalMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.RunRemoval, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *RunRemovalMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *RunRemovalMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (RunRemoval).
+func (m *RunRemovalMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *RunRemovalMutation) Fields() []string {
+	fields := make([]string, 0, 17)
+	if m.tenant_id != nil {
+		fields = append(fields, runremoval.FieldTenantID)
+	}
+	if m.hour != nil {
+		fields = append(fields, runremoval.FieldHour)
+	}
+	if m.agent_name != nil {
+		fields = append(fields, runremoval.FieldAgentName)
+	}
+	if m.status != nil {
+		fields = append(fields, runremoval.FieldStatus)
+	}
+	if m.reason != nil {
+		fields = append(fields, runremoval.FieldReason)
+	}
+	if m.runs != nil {
+		fields = append(fields, runremoval.FieldRuns)
+	}
+	if m.timed_runs != nil {
+		fields = append(fields, runremoval.FieldTimedRuns)
+	}
+	if m.duration_ms_sum != nil {
+		fields = append(fields, runremoval.FieldDurationMsSum)
+	}
+	if m.steps != nil {
+		fields = append(fields, runremoval.FieldSteps)
+	}
+	if m.tool_calls != nil {
+		fields = append(fields, runremoval.FieldToolCalls)
+	}
+	if m.failed_tool_calls != nil {
+		fields = append(fields, runremoval.FieldFailedToolCalls)
+	}
+	if m.usage_rows != nil {
+		fields = append(fields, runremoval.FieldUsageRows)
+	}
+	if m.input_tokens != nil {
+		fields = append(fields, runremoval.FieldInputTokens)
+	}
+	if m.output_tokens != nil {
+		fields = append(fields, runremoval.FieldOutputTokens)
+	}
+	if m.total_tokens != nil {
+		fields = append(fields, runremoval.FieldTotalTokens)
+	}
+	if m.cost_usd != nil {
+		fields = append(fields, runremoval.FieldCostUsd)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, runremoval.FieldUpdatedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *RunRemovalMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case runremoval.FieldTenantID:
+		return m.TenantID()
+	case runremoval.FieldHour:
+		return m.Hour()
+	case runremoval.FieldAgentName:
+		return m.AgentName()
+	case runremoval.FieldStatus:
+		return m.Status()
+	case runremoval.FieldReason:
+		return m.Reason()
+	case runremoval.FieldRuns:
+		return m.Runs()
+	case runremoval.FieldTimedRuns:
+		return m.TimedRuns()
+	case runremoval.FieldDurationMsSum:
+		return m.DurationMsSum()
+	case runremoval.FieldSteps:
+		return m.Steps()
+	case runremoval.FieldToolCalls:
+		return m.ToolCalls()
+	case runremoval.FieldFailedToolCalls:
+		return m.FailedToolCalls()
+	case runremoval.FieldUsageRows:
+		return m.UsageRows()
+	case runremoval.FieldInputTokens:
+		return m.InputTokens()
+	case runremoval.FieldOutputTokens:
+		return m.OutputTokens()
+	case runremoval.FieldTotalTokens:
+		return m.TotalTokens()
+	case runremoval.FieldCostUsd:
+		return m.CostUsd()
+	case runremoval.FieldUpdatedAt:
+		return m.UpdatedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *RunRemovalMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case runremoval.FieldTenantID:
+		return m.OldTenantID(ctx)
+	case runremoval.FieldHour:
+		return m.OldHour(ctx)
+	case runremoval.FieldAgentName:
+		return m.OldAgentName(ctx)
+	case runremoval.FieldStatus:
+		return m.OldStatus(ctx)
+	case runremoval.FieldReason:
+		return m.OldReason(ctx)
+	case runremoval.FieldRuns:
+		return m.OldRuns(ctx)
+	case runremoval.FieldTimedRuns:
+		return m.OldTimedRuns(ctx)
+	case runremoval.FieldDurationMsSum:
+		return m.OldDurationMsSum(ctx)
+	case runremoval.FieldSteps:
+		return m.OldSteps(ctx)
+	case runremoval.FieldToolCalls:
+		return m.OldToolCalls(ctx)
+	case runremoval.FieldFailedToolCalls:
+		return m.OldFailedToolCalls(ctx)
+	case runremoval.FieldUsageRows:
+		return m.OldUsageRows(ctx)
+	case runremoval.FieldInputTokens:
+		return m.OldInputTokens(ctx)
+	case runremoval.FieldOutputTokens:
+		return m.OldOutputTokens(ctx)
+	case runremoval.FieldTotalTokens:
+		return m.OldTotalTokens(ctx)
+	case runremoval.FieldCostUsd:
+		return m.OldCostUsd(ctx)
+	case runremoval.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown RunRemoval field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *RunRemovalMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case runremoval.FieldTenantID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTenantID(v)
+		return nil
+	case runremoval.FieldHour:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHour(v)
+		return nil
+	case runremoval.FieldAgentName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAgentName(v)
+		return nil
+	case runremoval.FieldStatus:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case runremoval.FieldReason:
+		v, ok := value.(runremoval.Reason)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReason(v)
+		return nil
+	case runremoval.FieldRuns:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRuns(v)
+		return nil
+	case runremoval.FieldTimedRuns:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTimedRuns(v)
+		return nil
+	case runremoval.FieldDurationMsSum:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDurationMsSum(v)
+		return nil
+	case runremoval.FieldSteps:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSteps(v)
+		return nil
+	case runremoval.FieldToolCalls:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetToolCalls(v)
+		return nil
+	case runremoval.FieldFailedToolCalls:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFailedToolCalls(v)
+		return nil
+	case runremoval.FieldUsageRows:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUsageRows(v)
+		return nil
+	case runremoval.FieldInputTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetInputTokens(v)
+		return nil
+	case runremoval.FieldOutputTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOutputTokens(v)
+		return nil
+	case runremoval.FieldTotalTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTotalTokens(v)
+		return nil
+	case runremoval.FieldCostUsd:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCostUsd(v)
+		return nil
+	case runremoval.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown RunRemoval field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *RunRemovalMutation) AddedFields() []string {
+	var fields []string
+	if m.addruns != nil {
+		fields = append(fields, runremoval.FieldRuns)
+	}
+	if m.addtimed_runs != nil {
+		fields = append(fields, runremoval.FieldTimedRuns)
+	}
+	if m.addduration_ms_sum != nil {
+		fields = append(fields, runremoval.FieldDurationMsSum)
+	}
+	if m.addsteps != nil {
+		fields = append(fields, runremoval.FieldSteps)
+	}
+	if m.addtool_calls != nil {
+		fields = append(fields, runremoval.FieldToolCalls)
+	}
+	if m.addfailed_tool_calls != nil {
+		fields = append(fields, runremoval.FieldFailedToolCalls)
+	}
+	if m.addusage_rows != nil {
+		fields = append(fields, runremoval.FieldUsageRows)
+	}
+	if m.addinput_tokens != nil {
+		fields = append(fields, runremoval.FieldInputTokens)
+	}
+	if m.addoutput_tokens != nil {
+		fields = append(fields, runremoval.FieldOutputTokens)
+	}
+	if m.addtotal_tokens != nil {
+		fields = append(fields, runremoval.FieldTotalTokens)
+	}
+	if m.addcost_usd != nil {
+		fields = append(fields, runremoval.FieldCostUsd)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *RunRemovalMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case runremoval.FieldRuns:
+		return m.AddedRuns()
+	case runremoval.FieldTimedRuns:
+		return m.AddedTimedRuns()
+	case runremoval.FieldDurationMsSum:
+		return m.AddedDurationMsSum()
+	case runremoval.FieldSteps:
+		return m.AddedSteps()
+	case runremoval.FieldToolCalls:
+		return m.AddedToolCalls()
+	case runremoval.FieldFailedToolCalls:
+		return m.AddedFailedToolCalls()
+	case runremoval.FieldUsageRows:
+		return m.AddedUsageRows()
+	case runremoval.FieldInputTokens:
+		return m.AddedInputTokens()
+	case runremoval.FieldOutputTokens:
+		return m.AddedOutputTokens()
+	case runremoval.FieldTotalTokens:
+		return m.AddedTotalTokens()
+	case runremoval.FieldCostUsd:
+		return m.AddedCostUsd()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *RunRemovalMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case runremoval.FieldRuns:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRuns(v)
+		return nil
+	case runremoval.FieldTimedRuns:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTimedRuns(v)
+		return nil
+	case runremoval.FieldDurationMsSum:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddDurationMsSum(v)
+		return nil
+	case runremoval.FieldSteps:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddSteps(v)
+		return nil
+	case runremoval.FieldToolCalls:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddToolCalls(v)
+		return nil
+	case runremoval.FieldFailedToolCalls:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddFailedToolCalls(v)
+		return nil
+	case runremoval.FieldUsageRows:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddUsageRows(v)
+		return nil
+	case runremoval.FieldInputTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddInputTokens(v)
+		return nil
+	case runremoval.FieldOutputTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddOutputTokens(v)
+		return nil
+	case runremoval.FieldTotalTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTotalTokens(v)
+		return nil
+	case runremoval.FieldCostUsd:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCostUsd(v)
+		return nil
+	}
+	return fmt.Errorf("unknown RunRemoval numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *RunRemovalMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *RunRemovalMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *RunRemovalMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown RunRemoval nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *RunRemovalMutation) ResetField(name string) error {
+	switch name {
+	case runremoval.FieldTenantID:
+		m.ResetTenantID()
+		return nil
+	case runremoval.FieldHour:
+		m.ResetHour()
+		return nil
+	case runremoval.FieldAgentName:
+		m.ResetAgentName()
+		return nil
+	case runremoval.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case runremoval.FieldReason:
+		m.ResetReason()
+		return nil
+	case runremoval.FieldRuns:
+		m.ResetRuns()
+		return nil
+	case runremoval.FieldTimedRuns:
+		m.ResetTimedRuns()
+		return nil
+	case runremoval.FieldDurationMsSum:
+		m.ResetDurationMsSum()
+		return nil
+	case runremoval.FieldSteps:
+		m.ResetSteps()
+		return nil
+	case runremoval.FieldToolCalls:
+		m.ResetToolCalls()
+		return nil
+	case runremoval.FieldFailedToolCalls:
+		m.ResetFailedToolCalls()
+		return nil
+	case runremoval.FieldUsageRows:
+		m.ResetUsageRows()
+		return nil
+	case runremoval.FieldInputTokens:
+		m.ResetInputTokens()
+		return nil
+	case runremoval.FieldOutputTokens:
+		m.ResetOutputTokens()
+		return nil
+	case runremoval.FieldTotalTokens:
+		m.ResetTotalTokens()
+		return nil
+	case runremoval.FieldCostUsd:
+		m.ResetCostUsd()
+		return nil
+	case runremoval.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown RunRemoval field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *RunRemovalMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *RunRemovalMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *RunRemovalMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *RunRemovalMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *RunRemovalMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *RunRemovalMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *RunRemovalMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown RunRemoval unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *RunRemovalMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown RunRemoval edge %s", name)
 }
 
 // RunRollupMutation represents an operation that mutates the RunRollup nodes in the graph.

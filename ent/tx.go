@@ -20,8 +20,12 @@ type Tx struct {
 	AgentStep *AgentStepClient
 	// AuditLog is the client for interacting with the AuditLog builders.
 	AuditLog *AuditLogClient
+	// Erasure is the client for interacting with the Erasure builders.
+	Erasure *ErasureClient
 	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
 	IdempotencyKey *IdempotencyKeyClient
+	// RunRemoval is the client for interacting with the RunRemoval builders.
+	RunRemoval *RunRemovalClient
 	// RunRollup is the client for interacting with the RunRollup builders.
 	RunRollup *RunRollupClient
 	// RunRollupDelta is the client for interacting with the RunRollupDelta builders.
@@ -172,7 +176,9 @@ func (tx *Tx) init() {
 	tx.AgentRun = NewAgentRunClient(tx.config)
 	tx.AgentStep = NewAgentStepClient(tx.config)
 	tx.AuditLog = NewAuditLogClient(tx.config)
+	tx.Erasure = NewErasureClient(tx.config)
 	tx.IdempotencyKey = NewIdempotencyKeyClient(tx.config)
+	tx.RunRemoval = NewRunRemovalClient(tx.config)
 	tx.RunRollup = NewRunRollupClient(tx.config)
 	tx.RunRollupDelta = NewRunRollupDeltaClient(tx.config)
 	tx.SystemHealth = NewSystemHealthClient(tx.config)

@@ -41,6 +41,11 @@
 #      about 1.7M rows; not timed), `migrate apply`, then `legacy import`
 #      timed (wall time, peak RSS from /usr/bin/time -v) and `legacy verify`
 #      (must pass), against its target (whole import <= 60 s)
+#   h. lifecycle (scripts/bench-lifecycle.sh): retention deleting expired runs
+#      while HTTP ingest runs (throughput and p99 against ingest alone, the
+#      deletion rate), and `agentstore export` (rows/s, peak RSS); knobs
+#      BENCH_LIFECYCLE_RUNS (100000), BENCH_LIFECYCLE_EXPORT_RUNS,
+#      BENCH_LIFECYCLE_CHILDREN (2)
 #
 # and writes to $BENCH_OUT (default bench/): raw/ (every raw output),
 # results.json, report.md and throughput.svg (tools/benchreport).
@@ -682,7 +687,14 @@ printf 'bench: %-22s %s rows in %ss, peak RSS %s KiB, verify exit %s\n' legacy-i
 [ "$verify_rc" = 0 ] || { cat "$raw/legacy/verify.txt" >&2; die "legacy verify failed (exit $verify_rc)"; }
 "$PG_BIN/psql" -q -X "$AGENTSTORE_TEST_PG_URL" -c "DROP DATABASE IF EXISTS $legacy_db WITH (FORCE)"
 
-# ---------------------------------------------------------------- h. report
+# ---------------------------------------------------------------- h. lifecycle
+# Retention under ingest and export (scripts/bench-lifecycle.sh, its own
+# database; results in raw/lifecycle/lifecycle.env).
+log "h. lifecycle: retention under ingest, export"
+BENCH_OUT=$OUT BENCH_CLIENTS=$CLIENTS BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_LOG_LEVEL=$LOG_LEVEL \
+  scripts/bench-lifecycle.sh
+
+# ---------------------------------------------------------------- i. report
 echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$raw/meta.env"
 echo "wall_s=$(($(date +%s) - start_s))" >>"$raw/meta.env"
 "$tmp/benchreport" collect -raw "$raw" -out "$OUT/results.json"

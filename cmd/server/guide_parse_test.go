@@ -237,6 +237,8 @@ func (r guideRun) kind() string {
 		return strings.Join(r.args[:2], " ")
 	case r.args[0] == "token":
 		return "token"
+	case strings.HasPrefix(a, "retention run"):
+		return "retention run"
 	}
 	return "?"
 }

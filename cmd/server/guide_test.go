@@ -293,6 +293,20 @@ END $$`)
 		require.Len(t, roleSQL, 1, "the guide creates agentstore_app once")
 		guidePsql(t, dbURL, nil, e.sql(t, roleSQL[0]))
 
+		// The retention dry run, as the service's role under RLS: it counts
+		// and deletes nothing (the guide never deletes imported data).
+		retentions := runs.of("retention run")
+		require.NotEmpty(t, retentions, "the guide counts what retention would delete")
+		runsBefore := guideCount(t, db, `SELECT count(*) FROM agentstore.agent_runs`)
+		for _, r := range retentions {
+			require.Contains(t, r.args, "--dry-run", "guide line %d: the guide shows retention as a dry run", r.line)
+			out, err := e.run(t, r)
+			require.NoError(t, err, "guide line %d: %s", r.line, out)
+			assert.Contains(t, out, "dry run, nothing is deleted", "guide line %d", r.line)
+			assert.Contains(t, out, "total: ", "guide line %d", r.line)
+		}
+		assert.Equal(t, runsBefore, guideCount(t, db, `SELECT count(*) FROM agentstore.agent_runs`))
+
 		tokens := runs.of("token")
 		require.NotEmpty(t, tokens, "the guide mints a token for the API spot checks")
 		var token string

@@ -1,5 +1,6 @@
 // Command server is agentstore's one binary: the API server (`serve`, the
-// default), the migration tool (`migrate apply|status`).
+// default), the migration tool (`migrate apply|status`), the legacy import,
+// token minting, one retention pass (`retention run`) and the export.
 package main
 
 import (
@@ -29,6 +30,7 @@ import (
 	"github.com/agentstore/agentstore/internal/derrors"
 	"github.com/agentstore/agentstore/internal/health"
 	"github.com/agentstore/agentstore/internal/httpapi"
+	"github.com/agentstore/agentstore/internal/lifecycle"
 	"github.com/agentstore/agentstore/internal/ratelimit"
 	"github.com/agentstore/agentstore/internal/realtime"
 	"github.com/agentstore/agentstore/internal/store"
@@ -50,6 +52,10 @@ commands:
                    compare the rollups with a raw scan; non-zero exit on a difference
   token --tenant UUID [--sub S] [--role R] [--ttl D]
                    mint an HS256 token with the configured (or development) secret
+  retention run [--dry-run]
+                   one retention pass (RETENTION_DAYS): delete expired runs, print what went
+  export --tenant UUID [--from T] [--to T] --out FILE
+                   write a tenant's runs as NDJSON (.gz: gzip); resumes after a crash
 
 Configuration comes from the environment; see README.md.
 `
@@ -93,6 +99,10 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return rollupsCommand(ctx, cfg, args[1:], log, stdout, stderr)
 	case cmd == "token":
 		return token(cfg, args[1:], stdout, stderr)
+	case cmd == "retention":
+		return retentionCommand(ctx, cfg, args[1:], log, stdout, stderr)
+	case cmd == "export":
+		return exportCommand(ctx, cfg, args[1:], log, stdout, stderr)
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -241,10 +251,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		log.Warn("HTTP rate limiting is disabled (RATE_LIMIT_DISABLED=true)")
 		limiter = nil
 	}
+	lcMetrics := lifecycle.NewMetrics(reg)
+	eraser := lifecycle.NewEraser(st, lifecycle.Pace{}, 0, log, lcMetrics)
 	api := httpapi.New(httpapi.Deps{
 		Log: log, Store: st, Auth: verifier, Registry: reg, Ready: countReadiness(reg, ready),
 		Limiter: limiter, TrustedProxies: cfg.TrustedProxies, Events: hub, CORSAllowedOrigins: cfg.CORSAllowedOrigins,
-		WebSocket: hub.Endpoint(verifier, runChecker{st}, eventLimiter),
+		WebSocket: hub.Endpoint(verifier, runChecker{st}, eventLimiter), Erasures: eraser,
 	})
 	prober := &health.Prober{
 		Store: st, Interval: healthInterval, Retention: healthRetention, Log: log, Checks: checks,
@@ -259,6 +271,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	foldDone := make(chan struct{})
 	go func() { defer close(foldDone); st.Rollups.RunFolder(foldCtx, rollupsFoldInterval, log) }()
 	defer func() { stopFold(); <-foldDone }()
+
+	// The lifecycle jobs: retention (one instance at a time) and the
+	// erasure worker, stopped before the stores close.
+	jobsCtx, stopJobs := context.WithCancel(ctx)
+	jobsDone := make(chan struct{}, 2)
+	go func() {
+		defer func() { jobsDone <- struct{}{} }()
+		lifecycle.NewRetention(st, retentionConfig(cfg), log, lcMetrics).Run(jobsCtx)
+	}()
+	go func() { defer func() { jobsDone <- struct{}{} }(); eraser.Run(jobsCtx) }()
+	defer func() { stopJobs(); <-jobsDone; <-jobsDone }()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -3,8 +3,6 @@ package main
 import (
 	"database/sql"
 	"net/http"
-	"os"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -59,24 +57,4 @@ func TestRollupsCommands(t *testing.T) {
 	out, err = command(t, env, "rollups", "verify", "--from", "monday")
 	require.Error(t, err)
 	assert.Contains(t, out, "RFC 3339")
-}
-
-// TestReadmeListsEveryCommand keeps the README's table of the binary's
-// commands true to the usage text.
-func TestReadmeListsEveryCommand(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
-	require.NoError(t, err)
-	re := regexp.MustCompile(`(?m)^  ([a-z]+(?: [a-z]+)?)\s`)
-	var cmds []string
-	for _, m := range re.FindAllStringSubmatch(usage, -1) {
-		cmds = append(cmds, m[1])
-	}
-	require.Contains(t, cmds, "rollups rebuild")
-	for _, c := range cmds {
-		name := strings.Fields(c)
-		if name[0] == "token" || name[0] == "legacy" {
-			continue // documented in their own sections
-		}
-		assert.Contains(t, string(readme), "| `agentstore "+c, "README's command table lacks `agentstore %s`", c)
-	}
 }

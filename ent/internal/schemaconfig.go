@@ -10,7 +10,9 @@ type SchemaConfig struct {
 	AgentRun         string // AgentRun table.
 	AgentStep        string // AgentStep table.
 	AuditLog         string // AuditLog table.
+	Erasure          string // Erasure table.
 	IdempotencyKey   string // IdempotencyKey table.
+	RunRemoval       string // RunRemoval table.
 	RunRollup        string // RunRollup table.
 	RunRollupDelta   string // RunRollupDelta table.
 	SystemHealth     string // SystemHealth table.

@@ -61,6 +61,11 @@ var (
 				Unique:  false,
 				Columns: []*schema.Column{AgentRunsColumns[14]},
 			},
+			{
+				Name:    "agentrun_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{AgentRunsColumns[10]},
+			},
 		},
 	}
 	// AgentStepsColumns holds the columns for the "agent_steps" table.
@@ -133,6 +138,42 @@ var (
 			},
 		},
 	}
+	// ErasuresColumns holds the columns for the "erasures" table.
+	ErasuresColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "tenant_id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "user_id", Type: field.TypeUUID},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"pending", "running", "done", "failed"}, Default: "pending"},
+		{Name: "runs", Type: field.TypeInt64, Default: 0},
+		{Name: "steps", Type: field.TypeInt64, Default: 0},
+		{Name: "tool_calls", Type: field.TypeInt64, Default: 0},
+		{Name: "attempts", Type: field.TypeInt, Default: 0},
+		{Name: "error", Type: field.TypeString, Nullable: true},
+		{Name: "actor_id", Type: field.TypeString, Nullable: true},
+		{Name: "actor_role", Type: field.TypeString},
+		{Name: "request_id", Type: field.TypeString, Nullable: true},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "finished_at", Type: field.TypeTime, Nullable: true},
+	}
+	// ErasuresTable holds the schema information for the "erasures" table.
+	ErasuresTable = &schema.Table{
+		Name:       "erasures",
+		Columns:    ErasuresColumns,
+		PrimaryKey: []*schema.Column{ErasuresColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "erasure_status_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{ErasuresColumns[4], ErasuresColumns[2]},
+			},
+			{
+				Name:    "erasure_tenant_id_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{ErasuresColumns[1], ErasuresColumns[3]},
+			},
+		},
+	}
 	// IdempotencyKeysColumns holds the columns for the "idempotency_keys" table.
 	IdempotencyKeysColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -159,6 +200,40 @@ var (
 				Name:    "idempotencykey_created_at",
 				Unique:  false,
 				Columns: []*schema.Column{IdempotencyKeysColumns[2]},
+			},
+		},
+	}
+	// RunRemovalsColumns holds the columns for the "run_removals" table.
+	RunRemovalsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "tenant_id", Type: field.TypeUUID},
+		{Name: "hour", Type: field.TypeTime},
+		{Name: "agent_name", Type: field.TypeString},
+		{Name: "status", Type: field.TypeString},
+		{Name: "reason", Type: field.TypeEnum, Enums: []string{"retention", "erasure"}},
+		{Name: "runs", Type: field.TypeInt64, Default: 0},
+		{Name: "timed_runs", Type: field.TypeInt64, Default: 0},
+		{Name: "duration_ms_sum", Type: field.TypeFloat64, Default: 0},
+		{Name: "steps", Type: field.TypeInt64, Default: 0},
+		{Name: "tool_calls", Type: field.TypeInt64, Default: 0},
+		{Name: "failed_tool_calls", Type: field.TypeInt64, Default: 0},
+		{Name: "usage_rows", Type: field.TypeInt64, Default: 0},
+		{Name: "input_tokens", Type: field.TypeInt64, Default: 0},
+		{Name: "output_tokens", Type: field.TypeInt64, Default: 0},
+		{Name: "total_tokens", Type: field.TypeInt64, Default: 0},
+		{Name: "cost_usd", Type: field.TypeFloat64, Default: 0, SchemaType: map[string]string{"postgres": "numeric(18,6)"}},
+		{Name: "updated_at", Type: field.TypeTime},
+	}
+	// RunRemovalsTable holds the schema information for the "run_removals" table.
+	RunRemovalsTable = &schema.Table{
+		Name:       "run_removals",
+		Columns:    RunRemovalsColumns,
+		PrimaryKey: []*schema.Column{RunRemovalsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "runremoval_tenant_id_hour_agent_name_status_reason",
+				Unique:  true,
+				Columns: []*schema.Column{RunRemovalsColumns[1], RunRemovalsColumns[2], RunRemovalsColumns[3], RunRemovalsColumns[4], RunRemovalsColumns[5]},
 			},
 		},
 	}
@@ -415,7 +490,9 @@ var (
 		AgentRunsTable,
 		AgentStepsTable,
 		AuditLogsTable,
+		ErasuresTable,
 		IdempotencyKeysTable,
+		RunRemovalsTable,
 		RunRollupsTable,
 		RunRollupDeltasTable,
 		SystemHealthTable,
@@ -439,8 +516,14 @@ func init() {
 	AuditLogsTable.Annotation = &entsql.Annotation{
 		Table: "audit_logs",
 	}
+	ErasuresTable.Annotation = &entsql.Annotation{
+		Table: "erasures",
+	}
 	IdempotencyKeysTable.Annotation = &entsql.Annotation{
 		Table: "idempotency_keys",
+	}
+	RunRemovalsTable.Annotation = &entsql.Annotation{
+		Table: "run_removals",
 	}
 	RunRollupsTable.Annotation = &entsql.Annotation{
 		Table: "run_rollups",

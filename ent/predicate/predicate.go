@@ -15,8 +15,14 @@ type AgentStep func(*sql.Selector)
 // AuditLog is the predicate function for auditlog builders.
 type AuditLog func(*sql.Selector)
 
+// Erasure is the predicate function for erasure builders.
+type Erasure func(*sql.Selector)
+
 // IdempotencyKey is the predicate function for idempotencykey builders.
 type IdempotencyKey func(*sql.Selector)
+
+// RunRemoval is the predicate function for runremoval builders.
+type RunRemoval func(*sql.Selector)
 
 // RunRollup is the predicate function for runrollup builders.
 type RunRollup func(*sql.Selector)

@@ -183,6 +183,30 @@ func (f AuditLogMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutati
 	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.AuditLogMutation", m)
 }
 
+// The ErasureQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type ErasureQueryRuleFunc func(context.Context, *ent.ErasureQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f ErasureQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.ErasureQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.ErasureQuery", q)
+}
+
+// The ErasureMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type ErasureMutationRuleFunc func(context.Context, *ent.ErasureMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f ErasureMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.ErasureMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.ErasureMutation", m)
+}
+
 // The IdempotencyKeyQueryRuleFunc type is an adapter to allow the use of ordinary
 // functions as a query rule.
 type IdempotencyKeyQueryRuleFunc func(context.Context, *ent.IdempotencyKeyQuery) error
@@ -205,6 +229,30 @@ func (f IdempotencyKeyMutationRuleFunc) EvalMutation(ctx context.Context, m ent.
 		return f(ctx, m)
 	}
 	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.IdempotencyKeyMutation", m)
+}
+
+// The RunRemovalQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type RunRemovalQueryRuleFunc func(context.Context, *ent.RunRemovalQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f RunRemovalQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.RunRemovalQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.RunRemovalQuery", q)
+}
+
+// The RunRemovalMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type RunRemovalMutationRuleFunc func(context.Context, *ent.RunRemovalMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f RunRemovalMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.RunRemovalMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.RunRemovalMutation", m)
 }
 
 // The RunRollupQueryRuleFunc type is an adapter to allow the use of ordinary
@@ -440,7 +488,11 @@ func queryFilter(q ent.Query) (Filter, error) {
 		return q.Filter(), nil
 	case *ent.AuditLogQuery:
 		return q.Filter(), nil
+	case *ent.ErasureQuery:
+		return q.Filter(), nil
 	case *ent.IdempotencyKeyQuery:
+		return q.Filter(), nil
+	case *ent.RunRemovalQuery:
 		return q.Filter(), nil
 	case *ent.RunRollupQuery:
 		return q.Filter(), nil
@@ -471,7 +523,11 @@ func mutationFilter(m ent.Mutation) (Filter, error) {
 		return m.Filter(), nil
 	case *ent.AuditLogMutation:
 		return m.Filter(), nil
+	case *ent.ErasureMutation:
+		return m.Filter(), nil
 	case *ent.IdempotencyKeyMutation:
+		return m.Filter(), nil
+	case *ent.RunRemovalMutation:
 		return m.Filter(), nil
 	case *ent.RunRollupMutation:
 		return m.Filter(), nil

@@ -9,7 +9,9 @@ import (
 	"github.com/agentstore/agentstore/ent/agentrun"
 	"github.com/agentstore/agentstore/ent/agentstep"
 	"github.com/agentstore/agentstore/ent/auditlog"
+	"github.com/agentstore/agentstore/ent/erasure"
 	"github.com/agentstore/agentstore/ent/idempotencykey"
+	"github.com/agentstore/agentstore/ent/runremoval"
 	"github.com/agentstore/agentstore/ent/runrollup"
 	"github.com/agentstore/agentstore/ent/runrollupdelta"
 	"github.com/agentstore/agentstore/ent/schema"
@@ -163,6 +165,60 @@ func init() {
 	auditlogDescID := auditlogMixinFields0[0].Descriptor()
 	// auditlog.DefaultID holds the default value on creation for the id field.
 	auditlog.DefaultID = auditlogDescID.Default.(func() uuid.UUID)
+	erasureMixin := schema.Erasure{}.Mixin()
+	erasure.Policy = privacy.NewPolicies(erasureMixin[1], schema.Erasure{})
+	erasure.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := erasure.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	erasureMixinFields0 := erasureMixin[0].Fields()
+	_ = erasureMixinFields0
+	erasureMixinFields2 := erasureMixin[2].Fields()
+	_ = erasureMixinFields2
+	erasureFields := schema.Erasure{}.Fields()
+	_ = erasureFields
+	// erasureDescCreatedAt is the schema descriptor for created_at field.
+	erasureDescCreatedAt := erasureMixinFields2[0].Descriptor()
+	// erasure.DefaultCreatedAt holds the default value on creation for the created_at field.
+	erasure.DefaultCreatedAt = erasureDescCreatedAt.Default.(func() time.Time)
+	// erasureDescRuns is the schema descriptor for runs field.
+	erasureDescRuns := erasureFields[2].Descriptor()
+	// erasure.DefaultRuns holds the default value on creation for the runs field.
+	erasure.DefaultRuns = erasureDescRuns.Default.(int64)
+	// erasure.RunsValidator is a validator for the "runs" field. It is called by the builders before save.
+	erasure.RunsValidator = erasureDescRuns.Validators[0].(func(int64) error)
+	// erasureDescSteps is the schema descriptor for steps field.
+	erasureDescSteps := erasureFields[3].Descriptor()
+	// erasure.DefaultSteps holds the default value on creation for the steps field.
+	erasure.DefaultSteps = erasureDescSteps.Default.(int64)
+	// erasure.StepsValidator is a validator for the "steps" field. It is called by the builders before save.
+	erasure.StepsValidator = erasureDescSteps.Validators[0].(func(int64) error)
+	// erasureDescToolCalls is the schema descriptor for tool_calls field.
+	erasureDescToolCalls := erasureFields[4].Descriptor()
+	// erasure.DefaultToolCalls holds the default value on creation for the tool_calls field.
+	erasure.DefaultToolCalls = erasureDescToolCalls.Default.(int64)
+	// erasure.ToolCallsValidator is a validator for the "tool_calls" field. It is called by the builders before save.
+	erasure.ToolCallsValidator = erasureDescToolCalls.Validators[0].(func(int64) error)
+	// erasureDescAttempts is the schema descriptor for attempts field.
+	erasureDescAttempts := erasureFields[5].Descriptor()
+	// erasure.DefaultAttempts holds the default value on creation for the attempts field.
+	erasure.DefaultAttempts = erasureDescAttempts.Default.(int)
+	// erasure.AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
+	erasure.AttemptsValidator = erasureDescAttempts.Validators[0].(func(int) error)
+	// erasureDescUpdatedAt is the schema descriptor for updated_at field.
+	erasureDescUpdatedAt := erasureFields[10].Descriptor()
+	// erasure.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	erasure.DefaultUpdatedAt = erasureDescUpdatedAt.Default.(func() time.Time)
+	// erasure.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	erasure.UpdateDefaultUpdatedAt = erasureDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// erasureDescID is the schema descriptor for id field.
+	erasureDescID := erasureMixinFields0[0].Descriptor()
+	// erasure.DefaultID holds the default value on creation for the id field.
+	erasure.DefaultID = erasureDescID.Default.(func() uuid.UUID)
 	idempotencykeyMixin := schema.IdempotencyKey{}.Mixin()
 	idempotencykey.Policy = privacy.NewPolicies(idempotencykeyMixin[1], schema.IdempotencyKey{})
 	idempotencykey.Hooks[0] = func(next ent.Mutator) ent.Mutator {
@@ -227,6 +283,92 @@ func init() {
 	idempotencykeyDescID := idempotencykeyMixinFields0[0].Descriptor()
 	// idempotencykey.DefaultID holds the default value on creation for the id field.
 	idempotencykey.DefaultID = idempotencykeyDescID.Default.(func() uuid.UUID)
+	runremovalMixin := schema.RunRemoval{}.Mixin()
+	runremoval.Policy = privacy.NewPolicies(runremovalMixin[1], schema.RunRemoval{})
+	runremoval.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := runremoval.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	runremovalMixinFields0 := runremovalMixin[0].Fields()
+	_ = runremovalMixinFields0
+	runremovalFields := schema.RunRemoval{}.Fields()
+	_ = runremovalFields
+	// runremovalDescRuns is the schema descriptor for runs field.
+	runremovalDescRuns := runremovalFields[4].Descriptor()
+	// runremoval.DefaultRuns holds the default value on creation for the runs field.
+	runremoval.DefaultRuns = runremovalDescRuns.Default.(int64)
+	// runremoval.RunsValidator is a validator for the "runs" field. It is called by the builders before save.
+	runremoval.RunsValidator = runremovalDescRuns.Validators[0].(func(int64) error)
+	// runremovalDescTimedRuns is the schema descriptor for timed_runs field.
+	runremovalDescTimedRuns := runremovalFields[5].Descriptor()
+	// runremoval.DefaultTimedRuns holds the default value on creation for the timed_runs field.
+	runremoval.DefaultTimedRuns = runremovalDescTimedRuns.Default.(int64)
+	// runremoval.TimedRunsValidator is a validator for the "timed_runs" field. It is called by the builders before save.
+	runremoval.TimedRunsValidator = runremovalDescTimedRuns.Validators[0].(func(int64) error)
+	// runremovalDescDurationMsSum is the schema descriptor for duration_ms_sum field.
+	runremovalDescDurationMsSum := runremovalFields[6].Descriptor()
+	// runremoval.DefaultDurationMsSum holds the default value on creation for the duration_ms_sum field.
+	runremoval.DefaultDurationMsSum = runremovalDescDurationMsSum.Default.(float64)
+	// runremovalDescSteps is the schema descriptor for steps field.
+	runremovalDescSteps := runremovalFields[7].Descriptor()
+	// runremoval.DefaultSteps holds the default value on creation for the steps field.
+	runremoval.DefaultSteps = runremovalDescSteps.Default.(int64)
+	// runremoval.StepsValidator is a validator for the "steps" field. It is called by the builders before save.
+	runremoval.StepsValidator = runremovalDescSteps.Validators[0].(func(int64) error)
+	// runremovalDescToolCalls is the schema descriptor for tool_calls field.
+	runremovalDescToolCalls := runremovalFields[8].Descriptor()
+	// runremoval.DefaultToolCalls holds the default value on creation for the tool_calls field.
+	runremoval.DefaultToolCalls = runremovalDescToolCalls.Default.(int64)
+	// runremoval.ToolCallsValidator is a validator for the "tool_calls" field. It is called by the builders before save.
+	runremoval.ToolCallsValidator = runremovalDescToolCalls.Validators[0].(func(int64) error)
+	// runremovalDescFailedToolCalls is the schema descriptor for failed_tool_calls field.
+	runremovalDescFailedToolCalls := runremovalFields[9].Descriptor()
+	// runremoval.DefaultFailedToolCalls holds the default value on creation for the failed_tool_calls field.
+	runremoval.DefaultFailedToolCalls = runremovalDescFailedToolCalls.Default.(int64)
+	// runremoval.FailedToolCallsValidator is a validator for the "failed_tool_calls" field. It is called by the builders before save.
+	runremoval.FailedToolCallsValidator = runremovalDescFailedToolCalls.Validators[0].(func(int64) error)
+	// runremovalDescUsageRows is the schema descriptor for usage_rows field.
+	runremovalDescUsageRows := runremovalFields[10].Descriptor()
+	// runremoval.DefaultUsageRows holds the default value on creation for the usage_rows field.
+	runremoval.DefaultUsageRows = runremovalDescUsageRows.Default.(int64)
+	// runremoval.UsageRowsValidator is a validator for the "usage_rows" field. It is called by the builders before save.
+	runremoval.UsageRowsValidator = runremovalDescUsageRows.Validators[0].(func(int64) error)
+	// runremovalDescInputTokens is the schema descriptor for input_tokens field.
+	runremovalDescInputTokens := runremovalFields[11].Descriptor()
+	// runremoval.DefaultInputTokens holds the default value on creation for the input_tokens field.
+	runremoval.DefaultInputTokens = runremovalDescInputTokens.Default.(int64)
+	// runremoval.InputTokensValidator is a validator for the "input_tokens" field. It is called by the builders before save.
+	runremoval.InputTokensValidator = runremovalDescInputTokens.Validators[0].(func(int64) error)
+	// runremovalDescOutputTokens is the schema descriptor for output_tokens field.
+	runremovalDescOutputTokens := runremovalFields[12].Descriptor()
+	// runremoval.DefaultOutputTokens holds the default value on creation for the output_tokens field.
+	runremoval.DefaultOutputTokens = runremovalDescOutputTokens.Default.(int64)
+	// runremoval.OutputTokensValidator is a validator for the "output_tokens" field. It is called by the builders before save.
+	runremoval.OutputTokensValidator = runremovalDescOutputTokens.Validators[0].(func(int64) error)
+	// runremovalDescTotalTokens is the schema descriptor for total_tokens field.
+	runremovalDescTotalTokens := runremovalFields[13].Descriptor()
+	// runremoval.DefaultTotalTokens holds the default value on creation for the total_tokens field.
+	runremoval.DefaultTotalTokens = runremovalDescTotalTokens.Default.(int64)
+	// runremoval.TotalTokensValidator is a validator for the "total_tokens" field. It is called by the builders before save.
+	runremoval.TotalTokensValidator = runremovalDescTotalTokens.Validators[0].(func(int64) error)
+	// runremovalDescCostUsd is the schema descriptor for cost_usd field.
+	runremovalDescCostUsd := runremovalFields[14].Descriptor()
+	// runremoval.DefaultCostUsd holds the default value on creation for the cost_usd field.
+	runremoval.DefaultCostUsd = runremovalDescCostUsd.Default.(float64)
+	// runremovalDescUpdatedAt is the schema descriptor for updated_at field.
+	runremovalDescUpdatedAt := runremovalFields[15].Descriptor()
+	// runremoval.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	runremoval.DefaultUpdatedAt = runremovalDescUpdatedAt.Default.(func() time.Time)
+	// runremoval.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	runremoval.UpdateDefaultUpdatedAt = runremovalDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// runremovalDescID is the schema descriptor for id field.
+	runremovalDescID := runremovalMixinFields0[0].Descriptor()
+	// runremoval.DefaultID holds the default value on creation for the id field.
+	runremoval.DefaultID = runremovalDescID.Default.(func() uuid.UUID)
 	runrollupMixin := schema.RunRollup{}.Mixin()
 	runrollup.Policy = privacy.NewPolicies(runrollupMixin[0], schema.RunRollup{})
 	runrollup.Hooks[0] = func(next ent.Mutator) ent.Mutator {

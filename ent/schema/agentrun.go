@@ -57,12 +57,15 @@ func (AgentRun) Edges() []ent.Edge {
 }
 
 // Indexes of the AgentRun: the tenant's newest-first list, with and without
-// a status filter, and by agent name.
+// a status filter, and by agent name; an end user's runs, for erasure (by
+// user alone: a (tenant_id, user_id) index would compete with
+// (tenant_id, created_at) for the tenant's aggregates).
 func (AgentRun) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("tenant_id", "created_at"),
 		index.Fields("tenant_id", "status", "created_at"),
 		index.Fields("tenant_id", "agent_name", "created_at"),
 		index.Fields("parent_run_id"),
+		index.Fields("user_id"),
 	}
 }

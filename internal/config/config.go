@@ -55,6 +55,21 @@ type Config struct {
 	// API from another origin (CORS_ALLOWED_ORIGINS, comma-separated);
 	// empty sends no CORS headers.
 	CORSAllowedOrigins []string
+	// Retention configures the deletion of old runs.
+	Retention Retention
+}
+
+// Retention configures the deletion of old runs (SPEC 16).
+type Retention struct {
+	// Days keeps runs this many days after their creation; 0 keeps them
+	// forever (RETENTION_DAYS).
+	Days int
+	// TenantOverrides replace Days for some tenants; 0 keeps that
+	// tenant's runs forever (RETENTION_TENANT_OVERRIDES).
+	TenantOverrides map[uuid.UUID]int
+	// Interval is the time between two passes of the job in serve
+	// (RETENTION_INTERVAL).
+	Interval time.Duration
 }
 
 // RateLimit configures the HTTP limiter.
@@ -124,6 +139,8 @@ const (
 	DefaultWSHistorySize     = 1000
 	DefaultWSHistoryTTL      = "5m"
 	DefaultTenant            = "app_metadata.tenant_id"
+	DefaultRetentionDays     = 0
+	DefaultRetentionInterval = "1h"
 	minSecretLen             = 32
 )
 
@@ -219,6 +236,19 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	if c.WS.HistoryTTL, err = time.ParseDuration(ttl); err != nil || c.WS.HistoryTTL <= 0 {
 		errs = append(errs, fmt.Errorf("WS_HISTORY_TTL: %q must be a positive duration such as 5m", ttl))
 	}
+	days := get("RETENTION_DAYS", strconv.Itoa(DefaultRetentionDays))
+	if n, err := strconv.Atoi(days); err != nil || n < 0 {
+		errs = append(errs, fmt.Errorf("RETENTION_DAYS: %q must be a whole number of days, 0 to keep runs forever", days))
+	} else {
+		c.Retention.Days = n
+	}
+	if c.Retention.TenantOverrides, err = ParseRetentionOverrides(get("RETENTION_TENANT_OVERRIDES", "")); err != nil {
+		errs = append(errs, fmt.Errorf("RETENTION_TENANT_OVERRIDES: %v", err))
+	}
+	interval := get("RETENTION_INTERVAL", DefaultRetentionInterval)
+	if c.Retention.Interval, err = time.ParseDuration(interval); err != nil || c.Retention.Interval < time.Minute {
+		errs = append(errs, fmt.Errorf("RETENTION_INTERVAL: %q must be a duration of at least 1m, such as 1h", interval))
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL", DefaultLogLevel))); err != nil {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL: must be debug, info, warn or error"))
 	}
@@ -275,6 +305,38 @@ func isOrigin(s string) bool {
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && s == u.Scheme+"://"+u.Host
 }
 
+// ParseRetentionOverrides reads RETENTION_TENANT_OVERRIDES:
+// "<tenant uuid>=<days>,..." with days a whole number, 0 keeping that
+// tenant's runs forever. Every bad item is reported.
+func ParseRetentionOverrides(s string) (map[uuid.UUID]int, error) {
+	out := map[uuid.UUID]int{}
+	var errs []error
+	for _, item := range splitList(s) {
+		idText, daysText, ok := strings.Cut(item, "=")
+		idText, daysText = strings.TrimSpace(idText), strings.TrimSpace(daysText)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%q: want <tenant uuid>=<days>", item))
+			continue
+		}
+		id, err := uuid.Parse(idText)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%q: %q is not a UUID", item, idText))
+			continue
+		}
+		n, err := strconv.Atoi(daysText)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("%q: days %q must be a whole number, 0 to keep forever", item, daysText))
+			continue
+		}
+		if _, dup := out[id]; dup {
+			errs = append(errs, fmt.Errorf("%q: tenant %s is listed twice", item, id))
+			continue
+		}
+		out[id] = n
+	}
+	return out, errors.Join(errs...)
+}
+
 // SQLitePath is the embedded database file.
 func (c Config) SQLitePath() string { return filepath.Join(c.DataDir, "agentstore.db") }
 
@@ -289,6 +351,8 @@ func (c Config) Redacted() []any {
 		"rate_limit_fail_mode", c.RateLimit.FailMode, "rate_limit_disabled", c.RateLimit.Disabled, "rate_limit_tenant_overrides", len(c.RateLimit.TenantOverrides),
 		"trusted_proxies", len(c.TrustedProxies), "ws_allowed_origins", c.WS.AllowedOrigins,
 		"cors_allowed_origins", c.CORSAllowedOrigins,
+		"retention_days", c.Retention.Days, "retention_tenant_overrides", len(c.Retention.TenantOverrides),
+		"retention_interval", c.Retention.Interval.String(),
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -145,9 +146,31 @@ func TestReadmeListsEveryVariable(t *testing.T) {
 		"RATE_LIMIT_FAIL_MODE": DefaultFailMode, "WS_BROADCAST_MAX": strconv.Itoa(DefaultWSBroadcastMax),
 		"WS_BROADCAST_WINDOW_MS": strconv.Itoa(DefaultWSBroadcastWinMs), "WS_ALLOWED_ORIGINS": DefaultWSAllowedOrigins,
 		"WS_MAX_MESSAGE_BYTES": strconv.Itoa(DefaultWSMaxMessageBytes), "WS_HISTORY_SIZE": strconv.Itoa(DefaultWSHistorySize),
-		"WS_HISTORY_TTL": DefaultWSHistoryTTL,
-		"JWT_AUDIENCE":   DefaultAudience, "JWT_TENANT_CLAIM": DefaultTenant, "ADDR": DefaultAddr, "APP_ENV": DefaultEnv, "DATA_DIR": DefaultDataDir, "DB_SCHEMA": DefaultDBSchema, "LOG_LEVEL": DefaultLogLevel}
+		"WS_HISTORY_TTL": DefaultWSHistoryTTL, "RETENTION_DAYS": strconv.Itoa(DefaultRetentionDays), "RETENTION_INTERVAL": DefaultRetentionInterval,
+		"JWT_AUDIENCE": DefaultAudience, "JWT_TENANT_CLAIM": DefaultTenant, "ADDR": DefaultAddr, "APP_ENV": DefaultEnv, "DATA_DIR": DefaultDataDir, "DB_SCHEMA": DefaultDBSchema, "LOG_LEVEL": DefaultLogLevel}
 	for k, def := range defaults {
 		assert.Contains(t, documented[k], "`"+def+"`", "README default of %s", k)
+	}
+}
+
+func TestRetentionSettings(t *testing.T) {
+	c, err := Load(env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, Retention{Days: 0, TenantOverrides: map[uuid.UUID]int{}, Interval: time.Hour}, c.Retention, "keep forever by default")
+	a, b := uuid.New(), uuid.New()
+	c, err = Load(env(map[string]string{"RETENTION_DAYS": "30", "RETENTION_INTERVAL": "15m",
+		"RETENTION_TENANT_OVERRIDES": fmt.Sprintf(" %s=7, %s=0 ", a, b)}))
+	require.NoError(t, err)
+	assert.Equal(t, Retention{Days: 30, TenantOverrides: map[uuid.UUID]int{a: 7, b: 0}, Interval: 15 * time.Minute}, c.Retention)
+
+	_, err = Load(env(map[string]string{"RETENTION_DAYS": "-1", "RETENTION_INTERVAL": "10s",
+		"RETENTION_TENANT_OVERRIDES": fmt.Sprintf("%s=7,%s=8,nope=3,%s=x,%s", a, a, b, b)}))
+	require.Error(t, err)
+	for _, want := range []string{
+		"RETENTION_DAYS: \"-1\" must be a whole number",
+		"RETENTION_INTERVAL: \"10s\" must be a duration of at least 1m",
+		"is listed twice", "\"nope\" is not a UUID", "days \"x\" must be a whole number", "want <tenant uuid>=<days>",
+	} {
+		assert.Contains(t, err.Error(), want)
 	}
 }

@@ -103,7 +103,8 @@ func badInputs(runPath string) []badInput {
 		{name: "end user records usage", method: "POST", path: "/v1/usage", body: `{"model":"m"}`, status: 403, code: derrors.CodeForbidden},
 		{name: "no such route", method: "GET", path: "/v1/nothing", status: 404, code: derrors.CodeNotFound},
 		{name: "wrong method", method: "POST", path: "/healthz", status: 405, code: CodeMethodNotAllowed},
-		{name: "no delete path", method: "DELETE", path: runPath, status: 405, code: CodeMethodNotAllowed},
+		{name: "end user deletes a run", method: "DELETE", path: runPath, status: 403, code: derrors.CodeForbidden}, // service_role only
+		{name: "no delete of steps", method: "DELETE", path: runPath + "/steps", status: 405, code: CodeMethodNotAllowed},
 		{name: "wrong method under v1", method: "PUT", path: "/v1/runs", body: `{"agentName":"x"}`, status: 405, code: CodeMethodNotAllowed},
 	}
 }

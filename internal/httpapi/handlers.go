@@ -33,9 +33,10 @@ const HeaderIdempotencyKey = "Idempotency-Key"
 const headerIdempotentReplayed = "Idempotent-Replayed"
 
 type handlers struct {
-	st     *store.Store
-	events Publisher
-	log    *slog.Logger
+	st       *store.Store
+	events   Publisher
+	log      *slog.Logger
+	erasures Notifier
 }
 
 func (h *handlers) publish(ctx context.Context, runID uuid.UUID, event string, data any) {

@@ -45,6 +45,9 @@ type Deps struct {
 	// CORSAllowedOrigins are the browser origins that may call the API
 	// from another origin ("*" for any); empty sends no CORS headers.
 	CORSAllowedOrigins []string
+	// Erasures is told of every erasure POST /v1/erasures records, so
+	// that its worker starts at once; may be nil (the worker polls).
+	Erasures Notifier
 	// WebSocket accepts the connections of GET /v1/ws, whose handshake
 	// passes through the same middleware as every /v1 route; nil leaves
 	// the route out.
@@ -114,7 +117,7 @@ func New(d Deps) *echo.Echo {
 		add(http.MethodGet, "/v1/ws", "openWebSocket", acceptWebSocket(d.WebSocket), true)
 	}
 
-	h := &handlers{st: d.Store, events: d.Events, log: d.Log}
+	h := &handlers{st: d.Store, events: d.Events, log: d.Log, erasures: d.Erasures}
 	route(http.MethodPost, "/v1/runs", "createRun", h.postRun)
 	route(http.MethodGet, "/v1/runs", "listRuns", h.listRuns)
 	route(http.MethodGet, "/v1/runs/stats", "runStats", h.runStats)
@@ -131,6 +134,10 @@ func New(d Deps) *echo.Echo {
 	route(http.MethodGet, "/v1/audit-logs", "listAuditLogs", h.listAudit)
 	route(http.MethodGet, "/v1/system-health", "getSystemHealth", h.getHealth)
 	route(http.MethodPost, "/v1/system-health", "recordSystemHealth", h.recordHealth)
+	route(http.MethodDelete, "/v1/runs/:id", "deleteRun", h.deleteRun)
+	route(http.MethodPost, "/v1/erasures", "createErasure", h.createErasure)
+	route(http.MethodGet, "/v1/erasures/:id", "getErasure", h.getErasure)
+	route(http.MethodGet, "/v1/export/runs", "exportRuns", h.exportRuns)
 	return e
 }
 

@@ -90,6 +90,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"StepBatch": Data[Step]{}, "ToolCallBatch": Data[ToolCall]{}, "RunStatsResult": Rollup[RunStats]{},
 		"UsageSummaryResult": Rollup[UsageSummary]{}, "RollupWindow": RollupWindow{}, "HealthResult": Data[Health]{},
 		"IngestResponse": IngestResponse{}, "IngestResult": IngestResult{},
+		"Erasure": Erasure{}, "ErasureCounts": ErasureCounts{}, "ExportCheckpoint": ExportCheckpoint{},
 	}
 	requests := map[string]any{
 		"CreateRunRequest": CreateRunRequest{}, "StepInput": StepRequest{}, "StepBatchInput": StepsRequest{},
@@ -97,6 +98,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"UsageRequest": UsageRequest{}, "HealthRequest": HealthRequest{}, "IngestRequest": IngestRequest{},
 		"IngestRunCreate": IngestItem{}, "IngestRunUpdate": IngestItem{}, "IngestStepAppend": IngestItem{},
 		"IngestToolCallRecord": IngestItem{}, "IngestUsageRecord": IngestItem{},
+		"ErasureRequest": ErasureRequest{},
 	}
 	rawJSON := reflect.TypeOf(json.RawMessage{})
 	check := func(name string, v any, response bool) {
@@ -144,6 +146,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"IngestRunCreate": {"id", "type", "body"}, "IngestRunUpdate": {"id", "type", "runId", "body"},
 		"IngestStepAppend": {"id", "type", "runId", "body"}, "IngestToolCallRecord": {"id", "type", "runId", "body"},
 		"IngestUsageRecord": {"id", "type", "body"},
+		"ErasureRequest":    {"userId"},
 	} {
 		require.ElementsMatch(t, want, doc.Components.Schemas[name].Value.Required, "schema %s required fields", name)
 	}
@@ -764,6 +767,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		u.bad(400, "GET", "/v1/system-health?component=x&limit=201", nil)
 		u.bad(400, "GET", "/v1/system-health?component=x&to=soon", nil)
 
+		exerciseLifecycle(t, a, v, u, public, anon, svc)
 		v.report(loadOpenAPI(t))
 	})
 }

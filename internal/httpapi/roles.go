@@ -39,7 +39,8 @@ var (
 // FORBIDDEN before the handler runs. End users (authenticated) read
 // everything of their tenant and write runs, steps and tool calls; only
 // service_role records usage and system health (in a batch of POST
-// /v1/ingest or through traces as well).
+// /v1/ingest or through traces as well), deletes runs, erases end users
+// and exports.
 var operations = map[string]access{
 	"getLiveness":  {unlimited: true},
 	"getReadiness": {unlimited: true},
@@ -65,6 +66,12 @@ var operations = map[string]access{
 	// OpenTelemetry traces: LLM spans record usage only for the roles
 	// of recordUsage, and are steps without usage for the others.
 	"exportTraces": {roles: everyRole},
+	// The data lifecycle: a correction, an end user's erasure and bulk
+	// export are the service's, never an end user's.
+	"deleteRun":     {roles: serviceRole},
+	"createErasure": {roles: serviceRole},
+	"getErasure":    {roles: serviceRole},
+	"exportRuns":    {roles: serviceRole},
 	// GET /v1/ws, the WebSocket handshake; OpenAPI 3.0 does not describe it.
 	// Both roles may subscribe and publish.
 	"openWebSocket": {roles: everyRole},

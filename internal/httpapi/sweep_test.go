@@ -71,7 +71,7 @@ func TestTenantIsolationSweep(t *testing.T) {
 				})
 			}
 		}
-		assert.GreaterOrEqual(t, swept, 13, "every documented /v1 operation was swept")
+		assert.GreaterOrEqual(t, swept, 17, "every documented /v1 operation was swept")
 	})
 }
 
@@ -107,7 +107,8 @@ func queryFor(op *openapi3.Operation, run Run) string {
 }
 
 // example builds a value of schema s: every uuid is A's run, except an
-// "id" of its own (a new resource's client-supplied id).
+// "id" of its own (a new resource's client-supplied id) and a "userId",
+// which is A's end user (the user of A's run).
 func example(s *openapi3.Schema, run Run) any {
 	if len(s.OneOf) > 0 {
 		return example(s.OneOf[0].Value, run)
@@ -117,6 +118,10 @@ func example(s *openapi3.Schema, run Run) any {
 		out := map[string]any{}
 		for name, p := range s.Properties {
 			if name == "id" {
+				continue
+			}
+			if name == "userId" && run.UserID != nil {
+				out[name] = run.UserID.String()
 				continue
 			}
 			if v := example(p.Value, run); v != nil {

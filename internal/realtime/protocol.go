@@ -74,6 +74,7 @@ var (
 	EventRunUpdated       = serverEvent("run.updated")
 	EventStepAppended     = serverEvent("step.appended")
 	EventToolCallRecorded = serverEvent("toolcall.recorded")
+	EventRunDeleted       = serverEvent("run.deleted")
 )
 
 // serverEvents are the reserved event names, those of serverEvent.

@@ -54,6 +54,10 @@ type Store struct {
 	Traces *Traces
 	// Rollups keep the figures of the run stats and the usage summary.
 	Rollups *Rollups
+	// Retention deletes runs past their tenant's retention.
+	Retention *Retention
+	// Erasures holds the jobs that erase an end user's runs.
+	Erasures *Erasures
 }
 
 // New returns a Store over db, an open PostgreSQL (dialect.Postgres) or
@@ -106,6 +110,8 @@ func newStore(drv dialect.Driver, db *sql.DB, dialectName, pgSchema string, log 
 	s.Health = &Health{s: s}
 	s.Traces = &Traces{s: s}
 	s.Rollups = &Rollups{s: s}
+	s.Retention = &Retention{s: s}
+	s.Erasures = &Erasures{s: s}
 	return s
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
 
+	"github.com/agentstore/agentstore/internal/dbmigrate"
 	"github.com/agentstore/agentstore/internal/dbtest"
 )
 
@@ -202,7 +203,7 @@ func TestAtlasHCLOnEmptyDatabases(t *testing.T) {
 	t.Setenv("ATLAS_DEV_URL", devURL)
 	t.Setenv("DATABASE_URL", target)
 	envs := evalAtlasHCL(t)
-	want := []string{"agent_runs", "agent_steps", "audit_logs", "idempotency_keys", "system_health", "tool_calls", "usage_metrics",
+	want := []string{"agent_runs", "agent_steps", "audit_logs", "erasures", "idempotency_keys", "run_removals", "system_health", "tool_calls", "usage_metrics",
 		"run_rollups", "run_rollup_deltas", "usage_rollups", "usage_rollup_deltas", "usage_run_marks"}
 
 	// atlas migrate lint --env ci --git-base origin/main (and the local env's
@@ -228,7 +229,8 @@ func TestAtlasHCLOnEmptyDatabases(t *testing.T) {
 
 	// atlas migrate apply --env supabase on a database without the schema:
 	// the CLI creates the revisions schema (revisions_schema, the bound
-	// schema) before it runs the files, one transaction each.
+	// schema) before it runs the files, one transaction each (none for a
+	// file with -- atlas:txmode none).
 	t.Run("apply supabase", func(t *testing.T) {
 		e := envs["supabase"]
 		client := openAtlas(t, e.URL)
@@ -251,6 +253,16 @@ func TestAtlasHCLOnEmptyDatabases(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, pending, len(files))
 		for _, f := range pending {
+			// A file whose header says -- atlas:txmode none runs without a
+			// transaction, statement by statement, as the CLI runs it.
+			mode, err := dbmigrate.FileTxMode(f)
+			require.NoError(t, err)
+			if mode == dbmigrate.TxModeNone {
+				ex, err := atlasmigrate.NewExecutor(client.Driver, dir, atlasmigrate.NopRevisionReadWriter{})
+				require.NoError(t, err)
+				require.NoError(t, ex.Execute(ctx, f), f.Name())
+				continue
+			}
 			tx, err := client.Tx(ctx, nil)
 			require.NoError(t, err)
 			ex, err := atlasmigrate.NewExecutor(tx.Driver, dir, atlasmigrate.NopRevisionReadWriter{})

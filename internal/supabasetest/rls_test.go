@@ -169,8 +169,8 @@ func TestTenantRLS(t *testing.T) {
 		got := lines(t, e.owner, `SELECT c.relname || ' ' || c.relrowsecurity || ' ' || c.relforcerowsecurity
 			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 			WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname <> 'atlas_schema_revisions' ORDER BY 1`, schemaName)
-		assert.Equal(t, []string{"agent_runs true true", "agent_steps true true", "audit_logs true true",
-			"idempotency_keys true true", "run_rollup_deltas true true", "run_rollups true true", "system_health true true",
+		assert.Equal(t, []string{"agent_runs true true", "agent_steps true true", "audit_logs true true", "erasures true true",
+			"idempotency_keys true true", "run_removals true true", "run_rollup_deltas true true", "run_rollups true true", "system_health true true",
 			"tool_calls true true", "usage_metrics true true", "usage_rollup_deltas true true", "usage_rollups true true",
 			"usage_run_marks true true"}, got)
 		var super, bypass bool
@@ -299,6 +299,45 @@ func TestTenantRLS(t *testing.T) {
 		n, err := off.Client().AgentRun.Query().Count(unfiltered(viewer(e.a)))
 		require.NoError(t, err)
 		assert.Zero(t, n, "fails closed")
+	})
+
+	t.Run("retention and erasure under RLS", func(t *testing.T) {
+		// A third tenant with a run two days old: the system viewer finds
+		// it (runs older than one day), and deletes it as that tenant.
+		c, old := uuid.New(), uuid.New()
+		e.exec(t, `INSERT INTO agentstore.agent_runs (id, tenant_id, created_at, updated_at, agent_name, status)
+			VALUES ($1, $2, now() - interval '2 days', now(), 'old', 'succeeded')`, old, c)
+		e.exec(t, `INSERT INTO agentstore.agent_steps (id, tenant_id, created_at, seq, type, status, run_id)
+			VALUES ($1, $2, now(), 1, 'llm', 'succeeded', $3)`, uuid.New(), c, old)
+		sys := tenant.SystemContext(ctx)
+		found, err := st.Retention.Tenants(sys, time.Now().Add(-24*time.Hour))
+		require.NoError(t, err)
+		require.Len(t, found, 1, "only the tenant with runs older than a day; a's and b's are fresh")
+		assert.Equal(t, c, found[0].TenantID)
+		fresh, err := st.Retention.Tenants(sys, time.Now())
+		require.NoError(t, err)
+		assert.Len(t, fresh, 1, "the system sees no run younger than a day")
+		removed, err := st.Retention.DeleteBefore(store.ForTenant(ctx, c), time.Now().Add(-24*time.Hour), 10)
+		require.NoError(t, err)
+		assert.Equal(t, store.Removed{Runs: 1, Steps: 1}, removed)
+		assert.Equal(t, []string{"1"}, lines(t, e.owner, "SELECT count(*)::text FROM agentstore.run_removals WHERE tenant_id = $1", c))
+
+		job, err := st.Erasures.Create(viewer(e.a), uuid.New())
+		require.NoError(t, err)
+		queue, err := st.Erasures.Unfinished(sys, 10)
+		require.NoError(t, err)
+		require.Len(t, queue, 1, "the system finds unfinished erasures of every tenant")
+		_, err = st.Erasures.Get(viewer(e.b), job.ID)
+		assert.True(t, errors.Is(err, derrors.NotFound), "another tenant's erasure: %v", err)
+		n, err := st.Client().Erasure.Query().Count(unfiltered(viewer(e.b)))
+		require.NoError(t, err)
+		assert.Zero(t, n, "a forgotten predicate sees no other tenant's erasure")
+		done, err := st.Erasures.Work(store.WorkContext(ctx, queue[0]), job.ID, 10)
+		require.NoError(t, err)
+		assert.Equal(t, store.ErasureDone, string(done.Status))
+		queue, err = st.Erasures.Unfinished(sys, 10)
+		require.NoError(t, err)
+		assert.Empty(t, queue, "finished erasures are not the system's to see")
 	})
 
 	t.Run("migrate status as the service role", func(t *testing.T) {

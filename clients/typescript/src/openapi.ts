@@ -139,7 +139,11 @@ export interface paths {
         get: operations["getRun"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete a run with its steps and tool calls (service_role only)
+         * @description Roles: service_role. An end user's token (authenticated) gets 403 FORBIDDEN. Deletes the run, its steps and its tool calls in one transaction. Its usage rows stay, with runId null (billing outlives runs); its child runs stay, with parentRunId null; its audit rows stay, and the audit row run.delete records the deletion. The run.deleted event goes to the run's and the tenant's channels after commit. Only service_role may call it: an end user's token (authenticated) gets 403 FORBIDDEN.
+         */
+        delete: operations["deleteRun"];
         options?: never;
         head?: never;
         /**
@@ -321,6 +325,69 @@ export interface paths {
          * @description Roles: service_role. An end user's token (authenticated) gets 403 FORBIDDEN. Health is global: a service_role token needs no X-Tenant-ID here.
          */
         post: operations["recordSystemHealth"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/erasures": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Erase an end user's runs (service_role only)
+         * @description Roles: service_role. An end user's token (authenticated) gets 403 FORBIDDEN. Records a job that deletes every run of the user in the caller's tenant (runs whose userId is the user), with their steps and tool calls, in the background, and answers at once. The job survives restarts and resumes. Usage rows stay with runId null, audit logs and rollups stay; when the job is done, no run of the user remains and the audit row user.erase records it. Poll GET /v1/erasures/{id}. Only service_role may call it: an end user's token (authenticated) gets 403 FORBIDDEN.
+         */
+        post: operations["createErasure"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/erasures/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The erasure's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * An erasure job's status and counts (service_role only)
+         * @description Roles: service_role. An end user's token (authenticated) gets 403 FORBIDDEN. status is pending, running (counts grow as runs are deleted), done (nothing of the user remains) or failed (error says why; counts say what was removed before). Only service_role may call it: an end user's token (authenticated) gets 403 FORBIDDEN.
+         */
+        get: operations["getErasure"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/export/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream the tenant's runs with their steps and tool calls as NDJSON (service_role only)
+         * @description Roles: service_role. An end user's token (authenticated) gets 403 FORBIDDEN. application/x-ndjson, one JSON value per line: each run created in [from, to), oldest first (createdAt, then id), as GET /v1/runs/{id}?include=steps,toolCalls returns it; after every page of runs a checkpoint line {"nextCursor": "<cursor>"}; and last {"nextCursor": null}, which marks a complete export. Memory on the server does not grow with the export. A client cut off before the last line resumes with cursor set to the last nextCursor it read, dropping the runs it read after that checkpoint. The body is described below as an array: its items are the lines. Only service_role may call it: an end user's token (authenticated) gets 403 FORBIDDEN.
+         */
+        get: operations["exportRuns"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -876,6 +943,43 @@ export interface components {
             /** Format: date-time */
             to: string | null;
         };
+        /** @description The end user to erase. */
+        ErasureRequest: {
+            /**
+             * Format: uuid
+             * @description The user's id, as in the userId of their runs.
+             */
+            userId: string;
+        };
+        /** @description Rows the erasure deleted so far. */
+        ErasureCounts: {
+            /** Format: int64 */
+            runs: number;
+            /** Format: int64 */
+            steps: number;
+            /** Format: int64 */
+            toolCalls: number;
+        };
+        /** @description An erasure job. */
+        Erasure: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            userId: string;
+            /** @enum {string} */
+            status: "pending" | "running" | "done" | "failed";
+            counts: components["schemas"]["ErasureCounts"];
+            /** @description Why the last attempt failed. */
+            error: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            finishedAt: string | null;
+        };
+        /** @description A checkpoint line of the export: resume after it with cursor=nextCursor; null on the last line. */
+        ExportCheckpoint: {
+            nextCursor: string | null;
+        };
     };
     responses: {
         /** @description Malformed input: bad JSON, an unknown field, a wrong type, a missing required field, a bad UUID, query parameter or cursor, or a broken rule of the model. */
@@ -1332,6 +1436,40 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Run"];
                 };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteRun: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A request id to use and echo; one is generated when absent or not of this form. */
+                "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
+                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
+                "X-Tenant-ID"?: components["parameters"]["TenantHeader"];
+            };
+            path: {
+                /** @description The run's id. */
+                id: components["parameters"]["RunId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -1831,6 +1969,131 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createErasure: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A request id to use and echo; one is generated when absent or not of this form. */
+                "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
+                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
+                "X-Tenant-ID"?: components["parameters"]["TenantHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The end user. */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ErasureRequest"];
+            };
+        };
+        responses: {
+            /** @description The job, pending. */
+            202: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Erasure"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getErasure: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A request id to use and echo; one is generated when absent or not of this form. */
+                "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
+                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
+                "X-Tenant-ID"?: components["parameters"]["TenantHeader"];
+            };
+            path: {
+                /** @description The erasure's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Erasure"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such erasure in the caller's tenant. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {string} */
+                        code?: "NOT_FOUND";
+                    };
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    exportRuns: {
+        parameters: {
+            query?: {
+                /** @description Inclusive lower bound, RFC 3339. */
+                from?: components["parameters"]["From"];
+                /** @description Exclusive upper bound, RFC 3339. */
+                to?: components["parameters"]["To"];
+                /** @description The nextCursor of the last checkpoint line read: resume after it. */
+                cursor?: string;
+            };
+            header?: {
+                /** @description A request id to use and echo; one is generated when absent or not of this form. */
+                "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
+                /** @description The tenant a service_role token acts for; required with such a token (403 otherwise), except on the global /v1/system-health operations, and ignored with any other. */
+                "X-Tenant-ID"?: components["parameters"]["TenantHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The runs, one per line, with checkpoint lines. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": (components["schemas"]["Run"] | components["schemas"]["ExportCheckpoint"])[];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
