@@ -45,7 +45,7 @@ func TestHelpNamesTheBinary(t *testing.T) {
 				continue
 			}
 			n++
-			assert.Contains(t, help, "  "+cmd, "the help lacks `agentstore %s`, which the README documents", cmd)
+			assert.Contains(t, help, "  "+commandWords(cmd), "the help lacks `agentstore %s`, which the README documents", cmd)
 		}
 	}
 	assert.GreaterOrEqual(t, n, 3, "the README documents the binary's commands")
