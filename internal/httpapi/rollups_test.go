@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -13,8 +14,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/agentstore/agentstore/internal/auth"
+	"github.com/agentstore/agentstore/internal/otlp"
 	"github.com/agentstore/agentstore/internal/store"
 )
 
@@ -80,6 +83,72 @@ func TestRollupsAfterEveryMutation(t *testing.T) {
 					res := svc.do("POST", "/v1/usage", body)
 					require.Equal(t, http.StatusCreated, res.status, string(res.body))
 				}
+			},
+			"POST /v1/ingest": func() {
+				id := uuid.New()
+				items := []map[string]any{
+					item("i1", "run.create", nil, map[string]any{"id": id, "agentName": "ingested", "status": "running",
+						"toolCalls": []map[string]any{{"toolName": "t", "status": "failed"}}}),
+					item("i2", "step.append", &id, map[string]any{"type": "llm"}),
+					item("i3", "toolcall.record", &id, map[string]any{"toolCalls": []map[string]any{{"toolName": "x", "status": "failed"}, {"toolName": "y", "status": "succeeded"}}}),
+					item("i4", "usage.record", &id, map[string]any{"runId": id, "model": "m1", "inputTokens": 5, "costUsd": 0.25, "recordedAt": past}),
+					item("i5", "usage.record", nil, map[string]any{"model": "m3", "outputTokens": 2}),
+					item("i6", "run.update", &id, map[string]any{"status": "failed", "endedAt": past}),
+				}
+				types := map[string]bool{}
+				for _, it := range items {
+					types[it["type"].(string)] = true
+				}
+				for _, typ := range ingestTypes {
+					require.True(t, types[typ], "ingest item type %s: add an item of it here", typ)
+				}
+				for i, res := range ingest(t, svc, items...) {
+					require.Less(t, res.Status, 300, "item %d: %+v", i, res)
+				}
+			},
+			"POST /v1/traces": func() {
+				// A trace whose root arrives second: its run is a placeholder
+				// first, with a child run (agent span), failed and succeeded
+				// tool calls, and LLM spans with usage; then the root (not an
+				// agent span, failed, starting earlier) fills it in and the
+				// agent span stored before it renames it, with spans sent again
+				// and new ones (a tool call that fails, an LLM span an hour
+				// earlier with another model).
+				trace, other := uuid.New(), uuid.New()
+				failed := func(s *tracepb.Span) *tracepb.Span {
+					s.Status = &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR, Message: "boom"}
+					return s
+				}
+				llm := func(id, parent byte, model string, ms int, in int64) *tracepb.Span {
+					return otlpSpan(trace[:], id, parent, "chat "+model, ms, strAttr("gen_ai.operation.name", "chat"),
+						strAttr("gen_ai.request.model", model), intAttr("gen_ai.usage.input_tokens", in), intAttr("gen_ai.usage.output_tokens", 7))
+				}
+				tool := func(id, parent byte, ms int) *tracepb.Span {
+					return otlpSpan(trace[:], id, parent, "execute_tool search", ms, strAttr("gen_ai.operation.name", "execute_tool"),
+						strAttr("gen_ai.tool.name", "search"))
+				}
+				root := failed(otlpSpan(trace[:], 1, 0, "workflow", -500))
+				root.EndTimeUnixNano += uint64(time.Second)
+				sub := otlpSpan(trace[:], 2, 1, "invoke_agent sub", 10, strAttr("gen_ai.operation.name", "invoke_agent"), strAttr("gen_ai.agent.name", "sub"))
+				first := []*tracepb.Span{sub, failed(tool(3, 2, 20)), llm(4, 1, "gpt-4o", 30, 100), tool(5, 1, 40), llm(6, 2, "gpt-4o", 50, 10)}
+				exportTraces(t, svc, otlp.Protobuf, exportRequest(append(first, agentSpans(other[:])...)...))
+				rep, err := a.st.Rollups.Verify(context.Background(), store.RebuildOptions{Tenant: &c.tenant})
+				require.NoError(t, err)
+				require.True(t, rep.OK(), "after the placeholder: %v", rep.Differences)
+
+				second := append([]*tracepb.Span{root, failed(tool(8, 1, 60)), llm(9, 1, "claude", -3600_000, 40), failed(tool(10, 2, 70))}, first[1:3]...)
+				exportTraces(t, svc, otlp.Protobuf, exportRequest(second...))
+				var runs List[Run]
+				c.do("GET", "/v1/runs?limit=100", nil).json(t, &runs)
+				var filled *Run
+				for i := range runs.Data {
+					if runs.Data[i].ParentRunID == nil && strings.Contains(string(runs.Data[i].Metadata), hex.EncodeToString(trace[:])) {
+						filled = &runs.Data[i]
+					}
+				}
+				require.NotNil(t, filled, "the trace's run")
+				assert.Equal(t, "sub", filled.AgentName, "renamed by the agent span under the root")
+				assert.Equal(t, "failed", filled.Status)
 			},
 			"POST /v1/system-health": func() {
 				res := svc.do("POST", "/v1/system-health", map[string]any{"component": "worker", "status": "up"})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -331,33 +332,101 @@ func (d usageDeltas) write(ctx context.Context, tx *ent.Tx) error {
 // usageRecorded records, inside tx, the new usage row m of a run of agent
 // agent (nil without a run).
 func (rl *Rollups) usageRecorded(ctx context.Context, tx *ent.Tx, m *ent.UsageMetric, agent *string) error {
-	hour := rollup.Hour(m.RecordedAt)
-	k := usageKey{tenant: m.TenantID, hour: hour, model: m.Model}
+	name := ""
 	if agent != nil {
-		k.agent = *agent
+		name = *agent
 	}
 	d := usageDeltas{}
-	d.add(k, usageFiguresOf(m))
-	if m.RunID != nil {
+	if err := rl.addUsage(ctx, tx, d, []*ent.UsageMetric{m}, func(*ent.UsageMetric) string { return name }); err != nil {
+		return err
+	}
+	return d.write(ctx, tx)
+}
+
+// addUsage adds to d, inside tx, the new usage rows ms, each of the run
+// whose agent name is agentOf(m) ("" without a run): their figures, and
+// for each run (and each run and model) first seen with them, or seen in
+// an earlier hour than marked, the run in the hour of its earliest row,
+// moved from the hour marked before. It marks each run and model once,
+// in order of run id and model, so that concurrent writers take turns.
+func (rl *Rollups) addUsage(ctx context.Context, tx *ent.Tx, d usageDeltas, ms []*ent.UsageMetric, agentOf func(*ent.UsageMetric) string) error {
+	type markKey struct {
+		run   uuid.UUID
+		model string
+	}
+	first := map[markKey]*ent.UsageMetric{}
+	var keys []markKey
+	for _, m := range ms {
+		d.add(usageKey{tenant: m.TenantID, hour: rollup.Hour(m.RecordedAt), model: m.Model, agent: agentOf(m)}, usageFiguresOf(m))
+		if m.RunID == nil {
+			continue
+		}
 		for _, model := range []string{"", m.Model} {
-			prev, err := rl.mark(ctx, tx, m.TenantID, *m.RunID, model, hour)
-			if err != nil {
-				return err
+			k := markKey{*m.RunID, model}
+			cur, ok := first[k]
+			if !ok {
+				keys = append(keys, k)
 			}
-			if prev != nil && !hour.Before(*prev) {
-				continue // counted already, in an hour no later than this one
-			}
-			one, minus := usageFigures{runs: 1}, usageFigures{runs: -1}
-			if model != "" {
-				one, minus = usageFigures{modelRuns: 1}, usageFigures{modelRuns: -1}
-			}
-			d.add(k, one)
-			if prev != nil { // the run moves to this earlier hour
-				d.add(usageKey{tenant: k.tenant, hour: *prev, model: m.Model, agent: k.agent}, minus)
+			if !ok || rollup.Hour(m.RecordedAt).Before(rollup.Hour(cur.RecordedAt)) {
+				first[k] = m
 			}
 		}
 	}
-	return d.write(ctx, tx)
+	sort.Slice(keys, func(i, j int) bool {
+		if c := strings.Compare(keys[i].run.String(), keys[j].run.String()); c != 0 {
+			return c < 0
+		}
+		return keys[i].model < keys[j].model
+	})
+	for _, mk := range keys {
+		m := first[mk]
+		hour := rollup.Hour(m.RecordedAt)
+		prev, err := rl.mark(ctx, tx, m.TenantID, mk.run, mk.model, hour)
+		if err != nil {
+			return err
+		}
+		if prev != nil && !hour.Before(*prev) {
+			continue // counted already, in an hour no later than this one
+		}
+		one, minus := usageFigures{runs: 1}, usageFigures{runs: -1}
+		if mk.model != "" {
+			one, minus = usageFigures{modelRuns: 1}, usageFigures{modelRuns: -1}
+		}
+		k := usageKey{tenant: m.TenantID, hour: hour, model: m.Model, agent: agentOf(m)}
+		d.add(k, one)
+		if prev != nil { // the run moves to this earlier hour
+			d.add(usageKey{tenant: k.tenant, hour: *prev, model: m.Model, agent: k.agent}, minus)
+		}
+	}
+	return nil
+}
+
+// moveUsage moves, in d, the usage figures of run runID as stored (its
+// rows and its first-usage marks) from agent name from to agent name to:
+// for a run renamed inside tx, before its new usage is added.
+func (rl *Rollups) moveUsage(ctx context.Context, tx *ent.Tx, d usageDeltas, tenantID, runID uuid.UUID, from, to string) error {
+	usage, err := tx.UsageMetric.Query().Where(usagemetric.RunID(runID), usagemetric.TenantID(tenantID)).All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range usage {
+		f := usageFiguresOf(m)
+		d.add(usageKey{tenant: tenantID, hour: rollup.Hour(m.RecordedAt), model: m.Model, agent: from}, f.neg())
+		d.add(usageKey{tenant: tenantID, hour: rollup.Hour(m.RecordedAt), model: m.Model, agent: to}, f)
+	}
+	marks, err := rl.marks(ctx, tx, tenantID, runID)
+	if err != nil {
+		return err
+	}
+	for _, mk := range marks {
+		f := usageFigures{runs: 1}
+		if mk.model != "" {
+			f = usageFigures{modelRuns: 1}
+		}
+		d.add(usageKey{tenant: tenantID, hour: mk.hour, model: mk.model, agent: from}, f.neg())
+		d.add(usageKey{tenant: tenantID, hour: mk.hour, model: mk.model, agent: to}, f)
+	}
+	return nil
 }
 
 // mark makes hour the hour of the first usage of run (with model, or of
@@ -412,6 +481,16 @@ type mark struct {
 
 // deleteMarks deletes the marks of run and returns them.
 func (rl *Rollups) deleteMarks(ctx context.Context, tx *ent.Tx, tenantID, runID uuid.UUID) ([]mark, error) {
+	out, err := rl.marks(ctx, tx, tenantID, runID)
+	if err != nil {
+		return nil, err
+	}
+	_, err = tx.ExecContext(ctx, rl.s.q(`DELETE FROM `+rl.s.table("usage_run_marks")+` WHERE tenant_id = $1 AND run_id = $2`), tenantID, runID)
+	return out, err
+}
+
+// marks returns the first-usage marks of run.
+func (rl *Rollups) marks(ctx context.Context, tx *ent.Tx, tenantID, runID uuid.UUID) ([]mark, error) {
 	t := rl.s.table("usage_run_marks")
 	rows, err := tx.QueryContext(ctx, rl.s.q(`SELECT model, hour FROM `+t+` WHERE tenant_id = $1 AND run_id = $2`), tenantID, runID)
 	if err != nil {
@@ -428,11 +507,7 @@ func (rl *Rollups) deleteMarks(ctx context.Context, tx *ent.Tx, tenantID, runID 
 		out = append(out, m)
 	}
 	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	_, err = tx.ExecContext(ctx, rl.s.q(`DELETE FROM `+t+` WHERE tenant_id = $1 AND run_id = $2`), tenantID, runID)
-	return out, err
+	return out, rows.Err()
 }
 
 // table is the name of table in the store's schema, quoted.

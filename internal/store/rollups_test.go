@@ -18,6 +18,7 @@ import (
 	"github.com/agentstore/agentstore/ent"
 	"github.com/agentstore/agentstore/ent/agentrun"
 	"github.com/agentstore/agentstore/ent/usagemetric"
+	"github.com/agentstore/agentstore/internal/otlp"
 	"github.com/agentstore/agentstore/internal/rollup"
 )
 
@@ -270,8 +271,40 @@ func randomWorkload(t *testing.T, ctx context.Context, s *Store, rng *rand.Rand,
 	t.Helper()
 	var runs []*ent.AgentRun
 	models := []string{"m-a", "m-b", "m-c"}
+	// Three traces, each written in random parts, repeats included: a
+	// placeholder run filled in and renamed when its root arrives, child
+	// runs, tool calls and LLM spans over several hours.
+	var traces [][]otlp.Span
+	var traceRuns []uuid.UUID
+	tenantID, err := viewerTenant(ctx)
+	require.NoError(t, err)
+	for i := range 3 {
+		id := fmt.Sprintf("%032x", rng.Uint64())
+		spans := agentTrace(id)
+		if i == 0 { // a root that is not an agent span: the agent under it names the run
+			spans[0].Target, spans[0].StepType = otlp.TargetStep, "server"
+		}
+		for j := range spans {
+			at := base.Add(-time.Duration(rng.Int64N(int64(48 * time.Hour)))).Truncate(time.Millisecond)
+			spans[j].Start, spans[j].End = at, at.Add(time.Duration(rng.Int64N(int64(time.Minute))))
+			spans[j].Model = models[rng.IntN(3)]
+			spans[j].Failed = rng.IntN(3) == 0
+		}
+		traces = append(traces, spans)
+		traceRuns = append(traceRuns, traceRunID(tenantID, id))
+	}
 	for range n {
-		switch op := rng.IntN(10); {
+		switch op := rng.IntN(12); {
+		case op >= 10:
+			spans := traces[rng.IntN(len(traces))]
+			var part []otlp.Span
+			for _, sp := range spans {
+				if rng.IntN(3) == 0 {
+					part = append(part, sp)
+				}
+			}
+			_, err := s.Traces.Write(ctx, part, rng.IntN(4) > 0)
+			require.NoError(t, err)
 		case op < 3 || len(runs) == 0:
 			in := NewRun{AgentName: fmt.Sprint("agent-", rng.IntN(3))}
 			if rng.IntN(2) == 0 {
@@ -314,6 +347,11 @@ func randomWorkload(t *testing.T, ctx context.Context, s *Store, rng *rand.Rand,
 			u.RecordedAt = &at
 			if rng.IntN(4) > 0 {
 				u.RunID = &runs[rng.IntN(len(runs))].ID
+			}
+			if id := traceRuns[rng.IntN(len(traceRuns))]; rng.IntN(4) == 0 {
+				if _, err := s.Runs.Get(ctx, id, Include{}); err == nil {
+					u.RunID = &id // a trace's run, maybe a placeholder renamed later
+				}
 			}
 			_, err := s.Usage.Record(ctx, u)
 			require.NoError(t, err)

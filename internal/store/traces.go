@@ -120,6 +120,9 @@ type traceState struct {
 	renamed   bool
 	filled    bool
 	minStart  time.Time
+	// before is the run as stored before the request, nil when the
+	// request created it.
+	before *ent.AgentRun
 }
 
 // Write stores spans, all in one transaction: everything or nothing.
@@ -230,6 +233,8 @@ func (t *Traces) write(ctx context.Context, tx *ent.Tx, tenantID uuid.UUID, span
 		tr.created = tr.run.CreatedAt.Equal(created)
 		if !tr.created {
 			tr.prefilled = ""
+			before := *tr.run
+			tr.before = &before
 		}
 	}
 
@@ -365,6 +370,9 @@ func (t *Traces) write(ctx context.Context, tx *ent.Tx, tenantID uuid.UUID, span
 			out.UpdatedRuns = append(out.UpdatedRuns, tr.run)
 		}
 	}
+	if err := t.account(ctx, tx, order, b); err != nil {
+		return nil, err
+	}
 	if err := b.insertChildRuns(ctx, tx); err != nil {
 		return nil, err
 	}
@@ -384,6 +392,169 @@ func (t *Traces) write(ctx context.Context, tx *ent.Tx, tenantID uuid.UUID, span
 	out.CreatedRuns = append(out.CreatedRuns, b.children...)
 	out.Steps, out.ToolCalls, out.Usage = b.steps, b.calls, len(b.usage)
 	return out, nil
+}
+
+// account keeps the rollups exact for what the write changes, inside tx
+// and before the new rows are inserted (so that what is stored is the
+// "before"): every run it touches (a trace run it creates, fills in or
+// renames, a child run, a run given tool calls) leaves the run rollups as
+// it was stored, with its tool calls then, and enters them as it is now,
+// with its new tool calls too; a run whose agent name changed moves its
+// stored usage and first-usage marks to the new name; and the new usage
+// rows are recorded under their run's agent name as it is now. A usage
+// row stored already (its run was deleted, then the trace sent again) is
+// dropped from the write: it is neither inserted nor counted.
+func (t *Traces) account(ctx context.Context, tx *ent.Tx, order []*traceState, b *traceRows) error {
+	before := map[uuid.UUID]*ent.AgentRun{} // runs stored before the write
+	after := map[uuid.UUID]*ent.AgentRun{}  // every run the write knows, as it is now
+	touched := map[uuid.UUID]bool{}
+	for _, tr := range order {
+		after[tr.runID] = tr.run
+		if tr.before != nil {
+			before[tr.runID] = tr.before
+		}
+		if tr.created || tr.filled || tr.renamed {
+			touched[tr.runID] = true
+		}
+	}
+	for _, c := range b.children {
+		after[c.ID], touched[c.ID] = c, true
+	}
+	type counts struct{ total, failed int64 }
+	added := map[uuid.UUID]*counts{}
+	for _, c := range b.calls {
+		n := added[c.RunID]
+		if n == nil {
+			n = &counts{}
+			added[c.RunID] = n
+		}
+		n.total++
+		if c.Status == toolcall.StatusFailed {
+			n.failed++
+		}
+		touched[c.RunID] = true
+	}
+	// The stored runs that are not trace runs (child runs of an earlier
+	// request) and get tool calls or usage: locked, as the trace runs are.
+	var others []uuid.UUID
+	seen := map[uuid.UUID]bool{}
+	for id := range touched {
+		if after[id] == nil && !seen[id] {
+			seen[id] = true
+			others = append(others, id)
+		}
+	}
+	for _, u := range b.usage {
+		if after[*u.RunID] == nil && !seen[*u.RunID] {
+			seen[*u.RunID] = true
+			others = append(others, *u.RunID)
+		}
+	}
+	sort.Slice(others, func(i, j int) bool { return others[i].String() < others[j].String() })
+	for _, part := range chunks(others, 1000) {
+		q := tx.AgentRun.Query().Where(agentrun.IDIn(part...), agentrun.TenantID(b.tenantID)).Order(agentrun.ByID())
+		if t.s.dialect == dialect.Postgres {
+			q.ForUpdate()
+		}
+		runs, err := q.All(ctx)
+		if err != nil {
+			return err
+		}
+		for _, r := range runs {
+			before[r.ID], after[r.ID] = r, r
+		}
+	}
+	// The tool calls of the touched stored runs, before the write.
+	stored := map[uuid.UUID]*counts{}
+	var ids []uuid.UUID
+	for id := range touched {
+		if before[id] != nil {
+			ids = append(ids, id)
+		}
+	}
+	for _, part := range chunks(ids, 1000) {
+		var rows []struct {
+			RunID  uuid.UUID       `json:"run_id"`
+			Status toolcall.Status `json:"status"`
+			Count  int64           `json:"count"`
+		}
+		err := tx.ToolCall.Query().Where(toolcall.RunIDIn(part...), toolcall.TenantID(b.tenantID)).
+			GroupBy(toolcall.FieldRunID, toolcall.FieldStatus).Aggregate(ent.Count()).Scan(ctx, &rows)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			n := stored[r.RunID]
+			if n == nil {
+				n = &counts{}
+				stored[r.RunID] = n
+			}
+			n.total += r.Count
+			if r.Status == toolcall.StatusFailed {
+				n.failed += r.Count
+			}
+		}
+	}
+	d := runDeltas{}
+	u := usageDeltas{}
+	for id := range touched {
+		now := after[id]
+		if now == nil {
+			return derrors.New(derrors.Unavailable, "a trace's run vanished; retry")
+		}
+		var had, add counts
+		if n := stored[id]; n != nil {
+			had = *n
+		}
+		if n := added[id]; n != nil {
+			add = *n
+		}
+		if was := before[id]; was != nil {
+			d.addFacts(factsOf(was, had.total, had.failed), -1)
+			if was.AgentName != now.AgentName {
+				if err := t.s.Rollups.moveUsage(ctx, tx, u, b.tenantID, id, was.AgentName, now.AgentName); err != nil {
+					return err
+				}
+			}
+		}
+		d.addFacts(factsOf(now, had.total+add.total, had.failed+add.failed), +1)
+	}
+	if err := d.write(ctx, tx); err != nil {
+		return err
+	}
+	if len(b.usage) > 0 {
+		usageIDs := make([]uuid.UUID, len(b.usage))
+		for i, m := range b.usage {
+			if after[*m.RunID] == nil {
+				return derrors.New(derrors.Unavailable, "a trace's run vanished; retry")
+			}
+			usageIDs[i] = m.ID
+		}
+		taken := map[uuid.UUID]bool{}
+		for _, part := range chunks(usageIDs, 1000) {
+			got, err := tx.UsageMetric.Query().Where(usagemetric.IDIn(part...), usagemetric.TenantID(b.tenantID)).IDs(ctx)
+			if err != nil {
+				return err
+			}
+			for _, id := range got {
+				taken[id] = true
+			}
+		}
+		if len(taken) > 0 {
+			kept := b.usage[:0]
+			for _, m := range b.usage {
+				if !taken[m.ID] {
+					kept = append(kept, m)
+				}
+			}
+			b.usage = kept
+		}
+		err := t.s.Rollups.addUsage(ctx, tx, u, b.usage, func(m *ent.UsageMetric) string { return after[*m.RunID].AgentName })
+		if err != nil {
+			return err
+		}
+	}
+	return u.write(ctx, tx)
 }
 
 // storedPlacements returns where the rows of ids are, for those stored:

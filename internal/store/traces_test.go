@@ -147,6 +147,7 @@ func TestTraceIsOneRunWithChildRuns(t *testing.T) {
 		assert.NotEqual(t, traceRunID(tenantID, trace), traceRunID(otherTenant, trace))
 		assert.Len(t, traceRun(t, other, s, otherTenant, trace).Edges.Steps, 1)
 		assert.Len(t, traceRun(t, ctx, s, tenantID, trace).Edges.Steps, 2)
+		requireVerified(t, s)
 	})
 }
 
@@ -193,6 +194,7 @@ func TestTraceSpansInAnyOrderAndSeveralRequests(t *testing.T) {
 		require.NoError(t, err)
 		lr := traceRun(t, ctx, s, tenantID, late)
 		assert.Equal(t, []string{"1:span b", "2:span d", "3:span g"}, stepNames(lr))
+		requireVerified(t, s)
 	})
 }
 
@@ -221,6 +223,7 @@ func TestTraceRootThatIsNotAnAgent(t *testing.T) {
 			require.NoError(t, err, order)
 			assert.Equal(t, run.ID, *child.ParentRunID)
 			assert.Len(t, child.Edges.Steps, 1, order)
+			requireVerified(t, s)
 		}
 	})
 }
@@ -265,6 +268,7 @@ func TestTraceWritesOfOneTraceTakeTurns(t *testing.T) {
 		n, err := s.client.UsageMetric.Query().Where(usagemetric.TenantID(tenantID)).Count(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, 40, n)
+		requireVerified(t, s)
 	})
 }
 
