@@ -150,6 +150,24 @@ func TestRollupsAfterEveryMutation(t *testing.T) {
 				assert.Equal(t, "sub", filled.AgentName, "renamed by the agent span under the root")
 				assert.Equal(t, "failed", filled.Status)
 			},
+			"DELETE /v1/runs/{id}": func() {
+				// A correction: the run, its tool calls and its usage's run
+				// counts leave the rollups; the usage rows stay, unlinked.
+				r := newRun()
+				res := svc.do("POST", "/v1/usage", map[string]any{"runId": r.ID, "model": "gpt-4o", "inputTokens": 7, "costUsd": 0.25})
+				require.Equal(t, http.StatusCreated, res.status, string(res.body))
+				res = c.do("PATCH", "/v1/runs/"+r.ID.String(), map[string]any{"status": "succeeded"})
+				require.Equal(t, http.StatusOK, res.status, string(res.body))
+				res = svc.do("DELETE", "/v1/runs/"+r.ID.String(), nil)
+				require.Equal(t, http.StatusNoContent, res.status, string(res.body))
+			},
+			"POST /v1/erasures": func() {
+				// Records the job only: the worker in serve erases, keeping
+				// the rollups (the store's retention and erasure tests check
+				// verify after the deletion itself).
+				res := svc.do("POST", "/v1/erasures", map[string]any{"userId": uuid.NewString()})
+				require.Equal(t, http.StatusAccepted, res.status, string(res.body))
+			},
 			"POST /v1/system-health": func() {
 				res := svc.do("POST", "/v1/system-health", map[string]any{"component": "worker", "status": "up"})
 				require.Equal(t, http.StatusCreated, res.status, string(res.body))
