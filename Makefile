@@ -6,9 +6,10 @@ PKGS     := ./...
 
 .PHONY: run build test fuzz soak unit lint generate check-generate migrate-diff migrate-hash migrate-lint migrate-lint-all bench fuzz clean
 
-## run: start the service on the embedded default (SQLite, in-process limiter and hub)
-run:
-	$(GO) run ./cmd/server serve
+## run: start the service on the embedded default (SQLite, in-process limiter and hub), with demo data on an empty database
+run: build
+	$(BIN) seed --demo --if-empty
+	$(BIN) serve
 
 ## build: build the one binary into bin/agentstore
 build:

@@ -1,5 +1,6 @@
 // Command server is agentstore's one binary: the API server (`serve`, the
-// default), the migration tool (`migrate apply|status`).
+// default, with the run viewer under /ui), the migration tool (`migrate
+// apply|status`), the legacy import, token minting and the demo seed.
 package main
 
 import (
@@ -46,6 +47,8 @@ commands:
   legacy verify    check source = imported + quarantined, FKs and tenants
   token --tenant UUID [--sub S] [--role R] [--ttl D]
                    mint an HS256 token with the configured (or development) secret
+  seed --demo [--tenant UUID] [--if-empty] [--large-run-steps N]
+                   fill a tenant with demo runs, usage and health; print a /ui sign-in link
 
 Configuration comes from the environment; see README.md.
 `
@@ -87,6 +90,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return legacyCommand(ctx, cfg, args[1:], log, stdout, stderr)
 	case cmd == "token":
 		return token(cfg, args[1:], stdout, stderr)
+	case cmd == "seed":
+		return seed(ctx, cfg, args[1:], log, stdout, stderr)
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// usageCommands returns the commands the usage text lists, from each line
+// indented by two spaces.
+func usageCommands(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, line := range strings.Split(usage, "\n") {
+		if !strings.HasPrefix(line, "  ") || strings.HasPrefix(line, "   ") {
+			continue
+		}
+		// The command's words end at its first flag or at the two spaces
+		// before its description.
+		head, _, _ := strings.Cut(line[2:], "  ")
+		var words []string
+		for _, w := range strings.Fields(head) {
+			if strings.HasPrefix(w, "-") || strings.HasPrefix(w, "[") {
+				break
+			}
+			words = append(words, w)
+		}
+		out = append(out, strings.Join(words, " "))
+	}
+	require.NotEmpty(t, out)
+	sort.Strings(out)
+	return out
+}
+
+// TestReadmeListsEveryCommand keeps the README's table of the binary's
+// commands and the usage text main prints in step, both ways.
+func TestReadmeListsEveryCommand(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	var documented []string
+	for _, m := range regexp.MustCompile("(?m)^\\| `agentstore ([a-z ]+)` \\|").FindAllStringSubmatch(string(b), -1) {
+		documented = append(documented, m[1])
+	}
+	sort.Strings(documented)
+	assert.Equal(t, usageCommands(t), documented, "README's command table and the usage text")
+}
+
+// TestSeedDemoCommand runs `seed --demo` on an empty embedded database:
+// it prints the tenant and a /ui link with a token of it, a second run
+// with --if-empty writes nothing, and the server started on that data
+// directory serves the demo runs to that token.
+func TestSeedDemoCommand(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := []string{"DATA_DIR=" + dir, "ADDR=127.0.0.1:8089"}
+	out, err := command(t, env, "seed", "--demo", "--if-empty")
+	require.NoError(t, err, out)
+	m := regexp.MustCompile(`(?m)^tenant: ([0-9a-f-]{36})$`).FindStringSubmatch(out)
+	require.NotNil(t, m, out)
+	link := regexp.MustCompile(`http://127\.0\.0\.1:8089/ui/#token=(eyJ[A-Za-z0-9_.-]+)`).FindStringSubmatch(out)
+	require.NotNil(t, link, out)
+	tenantBytes, err := os.ReadFile(dir + "/" + devTenantFile)
+	require.NoError(t, err)
+	assert.Equal(t, strings.TrimSpace(string(tenantBytes)), m[1], "the development tenant by default")
+
+	again, err := command(t, env, "seed", "--demo", "--if-empty")
+	require.NoError(t, err, again)
+	assert.Contains(t, again, "not seeded")
+
+	_, err = command(t, env, "seed")
+	require.Error(t, err, "seed needs --demo")
+
+	s := start(t, "DATA_DIR="+dir)
+	code, body := s.call(t, "GET", "/v1/runs?limit=200", link[1], "")
+	require.Equal(t, 200, code, body)
+	assert.Contains(t, body, `"agentName":"research-assistant"`)
+	assert.Contains(t, body, `"status":"failed"`)
+	code, body = s.call(t, "GET", "/v1/runs?limit=1", s.devToken, "")
+	require.Equal(t, 200, code, body)
+	assert.NotContains(t, body, `"data":[]`, "serve's development token sees the demo tenant")
+}
