@@ -99,6 +99,7 @@ func (h *handlers) listRuns(c echo.Context) error {
 		AgentName:     q.str("agentName"),
 		CreatedAfter:  q.time("createdAfter"),
 		CreatedBefore: q.time("createdBefore"),
+		ParentRunID:   q.uuid("parentRunId"),
 		Page:          store.Page{Limit: q.limit(), Cursor: q.str("cursor")},
 	}
 	if err := q.err(); err != nil {

@@ -202,6 +202,17 @@ func TestListPagination(t *testing.T) {
 		c.do("GET", "/v1/runs?createdAfter="+time.Now().Add(time.Hour).UTC().Format(time.RFC3339), nil).json(t, &none)
 		assert.Empty(t, none.Data)
 		assert.NotNil(t, none.Data, "an empty page is [] not null")
+
+		var parent, child Run
+		c.do("POST", "/v1/runs", map[string]any{"agentName": "parent"}).json(t, &parent)
+		c.do("POST", "/v1/runs", map[string]any{"agentName": "child", "parentRunId": parent.ID}).json(t, &child)
+		var children List[Run]
+		c.do("GET", "/v1/runs?parentRunId="+parent.ID.String(), nil).json(t, &children)
+		require.Len(t, children.Data, 1, "only the parent's children")
+		assert.Equal(t, child.ID, children.Data[0].ID)
+		var orphans List[Run]
+		c.do("GET", "/v1/runs?parentRunId="+child.ID.String(), nil).json(t, &orphans)
+		assert.Empty(t, orphans.Data)
 	})
 }
 

@@ -234,7 +234,9 @@ type RunFilter struct {
 	AgentName     string
 	CreatedAfter  time.Time
 	CreatedBefore time.Time
-	Page          Page
+	// ParentRunID, when set, selects the child runs of that run.
+	ParentRunID *uuid.UUID
+	Page        Page
 }
 
 // List returns one page of the tenant's runs, newest first, and the cursor
@@ -259,6 +261,9 @@ func (r *Runs) List(ctx context.Context, f RunFilter) (_ []*ent.AgentRun, next s
 	}
 	if f.AgentName != "" {
 		q.Where(agentrun.AgentName(f.AgentName))
+	}
+	if f.ParentRunID != nil {
+		q.Where(agentrun.ParentRunID(*f.ParentRunID))
 	}
 	if !f.CreatedAfter.IsZero() {
 		q.Where(agentrun.CreatedAtGT(f.CreatedAfter))
