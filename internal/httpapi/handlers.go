@@ -230,10 +230,31 @@ func respondOneOrBatch[T any](c echo.Context, out []T, batch bool) error {
 	return c.JSON(http.StatusCreated, Data[T]{Data: out})
 }
 
+// defaultStepPage is the page size of GET /v1/runs/{id}/steps with a
+// cursor and no limit.
+const defaultStepPage = 1000
+
 func (h *handlers) listSteps(c echo.Context) error {
 	id, err := pathID(c, "id")
 	if err != nil {
 		return err
+	}
+	// Without limit or cursor, every step at once, as before paging
+	// existed; with either, one page of at most limit (default 1000).
+	if c.QueryParam("limit") != "" || c.QueryParam("cursor") != "" {
+		q := query{c: c}
+		limit := defaultStepPage
+		if c.QueryParam("limit") != "" {
+			limit = q.int("limit")
+		}
+		if err := q.err(); err != nil {
+			return err
+		}
+		steps, next, err := h.st.Runs.ListStepsPage(c.Request().Context(), id, limit, q.str("cursor"))
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, page(steps, toStep, next))
 	}
 	steps, err := h.st.Runs.ListSteps(c.Request().Context(), id)
 	if err != nil {
