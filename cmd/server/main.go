@@ -33,6 +33,7 @@ import (
 	"github.com/agentstore/agentstore/internal/ratelimit"
 	"github.com/agentstore/agentstore/internal/realtime"
 	"github.com/agentstore/agentstore/internal/store"
+	"github.com/agentstore/agentstore/internal/webui"
 	"github.com/agentstore/agentstore/migrations"
 )
 
@@ -240,10 +241,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		log.Warn("HTTP rate limiting is disabled (RATE_LIMIT_DISABLED=true)")
 		limiter = nil
 	}
+	ui, err := webui.New()
+	if err != nil {
+		return fmt.Errorf("run viewer assets: %w", err)
+	}
 	api := httpapi.New(httpapi.Deps{
 		Log: log, Store: st, Auth: verifier, Registry: reg, Ready: countReadiness(reg, ready),
 		Limiter: limiter, TrustedProxies: cfg.TrustedProxies, Events: hub,
-		WebSocket: hub.Endpoint(verifier, runChecker{st}, eventLimiter),
+		WebSocket: hub.Endpoint(verifier, runChecker{st}, eventLimiter), UI: ui,
 	})
 	prober := &health.Prober{
 		Store: st, Interval: healthInterval, Retention: healthRetention, Log: log, Checks: checks,
