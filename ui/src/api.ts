@@ -158,6 +158,8 @@ export interface RealtimeOptions {
   reconnectMaxMs?: number;
   pingIntervalMs?: number;
   onError?: (error: RealtimeError) => void;
+  /** Called when the socket is open again after a drop (not in @agentstore/client yet; the viewer also treats any event as a sign of life). */
+  onOpen?: () => void;
 }
 
 export interface Realtime {
@@ -331,6 +333,7 @@ function createRealtime(base: string, getToken: () => string | Promise<string>, 
     ws = sock;
     sock.onopen = () => {
       attempt = 0;
+      o.onOpen?.();
       for (const c of channels.values()) subscribeFrame(c);
       clearInterval(ping);
       ping = setInterval(() => send({ type: "ping", ref: String(++refs) }), o.pingIntervalMs ?? 25_000);

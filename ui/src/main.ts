@@ -95,7 +95,12 @@ function start() {
   client = createClient({
     baseUrl: base,
     getToken: () => token,
-    realtime: { onError: () => ctx.live("connecting") },
+    realtime: {
+      onError: () => ctx.live("connecting"),
+      onOpen: () => {
+        if (liveEl.dataset.state === "connecting") ctx.live("live");
+      },
+    },
   });
   const c = claims(token);
   const navLinks = [
@@ -130,6 +135,7 @@ function start() {
     },
     live(state) {
       liveEl.className = `live ${state}`;
+      liveEl.dataset.state = state;
       liveEl.textContent = state === "live" ? "● Live" : state === "connecting" ? "○ Reconnecting…" : "";
     },
     failed(err) {

@@ -224,6 +224,8 @@ export const runPage: Page = (main, ctx, params) => {
     frame = 0;
     if (stopped) return;
     spacer.style.height = `${items.length * ROW}px`;
+    // As tall as its rows, up to about two thirds of the window.
+    viewport.style.height = `${Math.max(3 * ROW, Math.min(items.length * ROW + 2, Math.min(640, Math.round(window.innerHeight * 0.64))))}px`;
     const top = viewport.scrollTop;
     const height = viewport.clientHeight || 600;
     const first = Math.max(0, Math.floor(top / ROW) - OVERSCAN);
