@@ -11,7 +11,7 @@ import type { Page } from "./main.ts";
 type Item = { kind: "step"; step: Step } | { kind: "call"; call: ToolCall } | { kind: "child"; run: Run };
 
 const ROW = 28; // px, every row
-const OVERSCAN = 8;
+const OVERSCAN = 6;
 const FIRST_PAGE = 300;
 const NEXT_PAGE = 5000;
 
@@ -176,6 +176,7 @@ export const runPage: Page = (main, ctx, params) => {
     while (li < loose.length) out.push(loose[li++]!);
     const atEnd = active >= items.length - 1;
     items = out;
+    version++;
     if (follow && atEnd && items.length > 0) active = items.length - 1;
     active = Math.min(active, Math.max(0, items.length - 1));
   }
@@ -194,74 +195,120 @@ export const runPage: Page = (main, ctx, params) => {
     return [t0, t1];
   }
 
-  const pool: HTMLElement[] = [];
-  function rowEl(i: number): HTMLElement {
-    let el = pool[i];
-    if (!el) {
-      el = h(
-        "div",
-        { class: "tl-row", role: "option" },
-        h("span", { class: "tl-seq" }),
-        h("span", { class: "tl-name" }),
-        h("span", { class: "tl-dur" }),
-        h("span", { class: "tl-bar-cell" }, h("span", { class: "tl-bar" })),
-      );
+  // Rows are recycled: the element of item i is slot i % pool size, so a
+  // row that stays in view is not touched while the list scrolls; only the
+  // rows that come into view are filled. `version` changes when every
+  // visible row must be drawn again (new items, a new time axis, a new
+  // selection).
+  interface RowEl {
+    el: HTMLElement;
+    seq: HTMLElement;
+    icon: HTMLElement;
+    iconText: HTMLElement;
+    iconSr: HTMLElement;
+    label: Text;
+    type: HTMLElement;
+    dur: HTMLElement;
+    bar: HTMLElement;
+    index: number;
+    version: number;
+  }
+  const pool: RowEl[] = [];
+  let version = 0;
+  function rowEl(slot: number): RowEl {
+    let r = pool[slot];
+    if (!r) {
+      const iconText = h("span", { "aria-hidden": "true" });
+      const iconSr = h("span", { class: "sr" });
+      const icon = h("span", { class: "icon" }, iconText, iconSr);
+      const label = document.createTextNode("");
+      const type = h("span", { class: "muted small" });
+      const seq = h("span", { class: "tl-seq" });
+      const dur = h("span", { class: "tl-dur" });
+      const bar = h("span", { class: "tl-bar" });
+      const el = h("div", { class: "tl-row", role: "option" }, seq, h("span", { class: "tl-name" }, icon, " ", label, type), dur, h("span", { class: "tl-bar-cell" }, bar));
       el.addEventListener("click", () => {
-        select(Number(el!.dataset.index));
+        select(Number(el.dataset.index));
         list.focus({ preventScroll: true });
       });
-      pool[i] = el;
+      r = { el, seq, icon, iconText, iconSr, label, type, dur, bar, index: -1, version: -1 };
+      pool[slot] = r;
       rowsEl.append(el);
     }
-    return el;
+    return r;
+  }
+
+  const symbols: Record<string, string> = { succeeded: "✓", failed: "✕", running: "▶", queued: "…", cancelled: "⊘" };
+  function fill(r: RowEl, i: number, t0: number, total: number) {
+    const it = items[i]!;
+    const st = statusOf(it);
+    const el = r.el;
+    el.dataset.index = String(i);
+    el.id = `tl-${i}`;
+    el.className = `tl-row k-${it.kind} st-${st}${i === active ? " active" : ""}`;
+    el.style.transform = `translateY(${i * ROW}px)`;
+    el.setAttribute("aria-selected", i === active ? "true" : "false");
+    el.setAttribute("aria-posinset", String(i + 1));
+    el.setAttribute("aria-setsize", String(items.length));
+    r.seq.textContent = it.kind === "step" ? String(it.step.seq) : "";
+    if (it.kind === "step") el.dataset.seq = String(it.step.seq);
+    else delete el.dataset.seq;
+    r.icon.className = `icon st-${st}`;
+    r.iconText.textContent = symbols[st] ?? "•";
+    r.iconSr.textContent = st;
+    r.label.data = ` ${labelOf(it)}`;
+    r.type.textContent = it.kind === "step" ? ` ${it.step.type}` : "";
+    const s0 = startOf(it);
+    const e0 = endOf(it);
+    r.dur.textContent = e0 === null ? (st === "running" ? "running…" : "—") : duration(e0 - s0);
+    const left = ((s0 - t0) / total) * 100;
+    const width = e0 === null ? (st === "running" ? ((Date.now() - s0) / total) * 100 : 0) : ((e0 - s0) / total) * 100;
+    r.bar.style.left = `${Math.max(0, Math.min(100, left))}%`;
+    r.bar.style.width = `max(2px, ${Math.max(0, Math.min(100 - left, width))}%)`;
+    el.setAttribute("aria-label", `${it.kind === "step" ? `step ${it.step.seq}: ` : ""}${labelOf(it)}, ${st}, ${r.dur.textContent}`);
+    r.index = i;
+    r.version = version;
   }
 
   let frame = 0;
+  let axis = "";
+  let lastCount = -1;
   function schedule() {
     if (!frame) frame = requestAnimationFrame(paint);
   }
   function paint() {
     frame = 0;
     if (stopped) return;
-    spacer.style.height = `${items.length * ROW}px`;
-    // As tall as its rows, up to about two thirds of the window.
-    viewport.style.height = `${Math.max(3 * ROW, Math.min(items.length * ROW + 2, Math.min(640, Math.round(window.innerHeight * 0.64))))}px`;
+    if (items.length !== lastCount) {
+      lastCount = items.length;
+      spacer.style.height = `${items.length * ROW}px`;
+      // As tall as its rows, up to about two thirds of the window.
+      viewport.style.height = `${Math.max(3 * ROW, Math.min(items.length * ROW + 2, Math.min(640, Math.round(window.innerHeight * 0.64))))}px`;
+    }
     const top = viewport.scrollTop;
     const height = viewport.clientHeight || 600;
     const first = Math.max(0, Math.floor(top / ROW) - OVERSCAN);
     const last = Math.min(items.length, Math.ceil((top + height) / ROW) + OVERSCAN);
     const [t0, t1] = span();
     const total = t1 - t0;
-    (list.querySelector(".tl-axis-end") as HTMLElement).textContent = duration(total);
-    rowsEl.style.transform = `translateY(${first * ROW}px)`;
-    let n = 0;
-    for (let i = first; i < last; i++, n++) {
-      const it = items[i]!;
-      const el = rowEl(n);
-      el.hidden = false;
-      el.dataset.index = String(i);
-      el.id = `tl-${i}`;
-      const st = statusOf(it);
-      el.className = `tl-row k-${it.kind} st-${st}${i === active ? " active" : ""}`;
-      el.setAttribute("aria-selected", i === active ? "true" : "false");
-      el.setAttribute("aria-posinset", String(i + 1));
-      el.setAttribute("aria-setsize", String(items.length));
-      const [seq, name, dur, cell] = el.children as unknown as HTMLElement[];
-      seq!.textContent = it.kind === "step" ? String(it.step.seq) : "";
-      if (it.kind === "step") el.dataset.seq = String(it.step.seq);
-      else delete el.dataset.seq;
-      name!.replaceChildren(icon(st), " ", labelOf(it), it.kind === "step" ? h("span", { class: "muted small" }, ` ${it.step.type}`) : "");
-      const s0 = startOf(it);
-      const e0 = endOf(it);
-      dur!.textContent = e0 === null ? (st === "running" ? "running…" : "—") : duration(e0 - s0);
-      const bar = cell!.firstElementChild as HTMLElement;
-      const left = ((s0 - t0) / total) * 100;
-      const width = e0 === null ? (st === "running" ? ((Date.now() - s0) / total) * 100 : 0) : ((e0 - s0) / total) * 100;
-      bar.style.left = `${Math.max(0, Math.min(100, left))}%`;
-      bar.style.width = `max(2px, ${Math.max(0, Math.min(100 - left, width))}%)`;
-      el.setAttribute("aria-label", `${it.kind === "step" ? `step ${it.step.seq}: ` : ""}${labelOf(it)}, ${st}, ${dur!.textContent}`);
+    const axisText = duration(total);
+    if (axisText !== axis) {
+      axis = axisText;
+      (list.querySelector(".tl-axis-end") as HTMLElement).textContent = axisText;
     }
-    for (let k = n; k < pool.length; k++) pool[k]!.hidden = true;
+    const size = Math.ceil(height / ROW) + 2 * OVERSCAN + 2;
+    const used = new Set<number>();
+    for (let i = first; i < last; i++) {
+      const slot = i % size;
+      used.add(slot);
+      const r = rowEl(slot);
+      if (r.index !== i || r.version !== version) fill(r, i, t0, total);
+      if (r.el.hidden) r.el.hidden = false;
+    }
+    for (let k = 0; k < pool.length; k++) if (!used.has(k) && !pool[k]!.el.hidden) {
+      pool[k]!.el.hidden = true;
+      pool[k]!.index = -1;
+    }
     list.setAttribute("aria-activedescendant", items.length ? `tl-${active}` : "");
   }
 
@@ -269,6 +316,7 @@ export const runPage: Page = (main, ctx, params) => {
     if (items.length === 0) return;
     active = Math.max(0, Math.min(items.length - 1, i));
     follow = active === items.length - 1 && followBox.checked;
+    version++;
     if (scroll) {
       const top = active * ROW;
       if (top < viewport.scrollTop) viewport.scrollTop = top;
@@ -384,7 +432,10 @@ export const runPage: Page = (main, ctx, params) => {
     if (follow) select(items.length - 1, true);
   });
   const ticker = setInterval(() => {
-    if (run && !run.endedAt) schedule();
+    if (run && !run.endedAt) {
+      version++; // the axis grows while the run goes on
+      schedule();
+    }
   }, 1000);
 
   // --- data -------------------------------------------------------------
