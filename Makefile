@@ -4,7 +4,7 @@ BIN      := bin/agentstore
 SERVICES := scripts/services.sh
 PKGS     := ./...
 
-.PHONY: run build test fuzz soak unit lint generate check-generate migrate-diff migrate-hash migrate-lint migrate-lint-all bench fuzz clean
+.PHONY: run build test fuzz soak unit lint generate check-generate ui check-ui migrate-diff migrate-hash migrate-lint migrate-lint-all bench fuzz clean
 
 ## run: start the service on the embedded default (SQLite, in-process limiter and hub), with demo data on an empty database
 run: build
@@ -19,7 +19,7 @@ build:
 FUZZ := ./internal/auth:FuzzVerify ./internal/httpapi:FuzzDecodeCreateRun
 
 ## test: every test (unit, integration on real PostgreSQL and Redis, end-to-end on the built binary), with -race, then a short fuzz run
-test: check-generate lint build
+test: check-generate check-ui lint build
 	AGENTSTORE_BIN=$(CURDIR)/$(BIN) $(SERVICES) -- $(GO) test -race -count=1 -timeout 14m $(PKGS)
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 
@@ -42,6 +42,14 @@ generate:
 ## check-generate: fail when the committed ent/ differs from what ent/schema generates
 check-generate:
 	@scripts/check-generated.sh
+
+## ui: rebuild the run viewer's bundle (internal/webui/assets) from ui/src with esbuild; commit the result
+ui:
+	cd ui && npm ci --no-audit --no-fund --loglevel=error && npx --no-install tsc -p tsconfig.json --noEmit && node build.mjs
+
+## check-ui: fail when the committed bundle differs from what ui/src builds, or the TypeScript does not type-check
+check-ui:
+	@scripts/check-ui.sh
 
 ## migrate-diff: write the next migration from the ent schema (make migrate-diff name=add_x)
 migrate-diff:

@@ -4,11 +4,15 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/agentstore/agentstore/internal/store"
+	"github.com/agentstore/agentstore/internal/webui"
 )
 
 // usageCommands returns the commands the usage text lists, from each line
@@ -83,4 +87,42 @@ func TestSeedDemoCommand(t *testing.T) {
 	code, body = s.call(t, "GET", "/v1/runs?limit=1", s.devToken, "")
 	require.Equal(t, 200, code, body)
 	assert.NotContains(t, body, `"data":[]`, "serve's development token sees the demo tenant")
+}
+
+// TestReadmeMakeTargets keeps the README and the Makefile in step: every
+// `make X` the README names exists, and every documented target (a "## X:"
+// comment) is named in the README.
+func TestReadmeMakeTargets(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	makefile, err := os.ReadFile("../../Makefile")
+	require.NoError(t, err)
+	targets := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^([a-z][a-z0-9-]*):`).FindAllStringSubmatch(string(makefile), -1) {
+		targets[m[1]] = true
+	}
+	named := map[string]bool{}
+	for _, m := range regexp.MustCompile("make ([a-z][a-z0-9-]*)").FindAllStringSubmatch(string(readme), -1) {
+		named[m[1]] = true
+		assert.True(t, targets[m[1]], "README names `make %s`, which the Makefile does not define", m[1])
+	}
+	for _, m := range regexp.MustCompile(`(?m)^## ([a-z][a-z0-9-]*):`).FindAllStringSubmatch(string(makefile), -1) {
+		assert.True(t, named[m[1]], "README does not document `make %s`", m[1])
+	}
+}
+
+// TestReadmeRunViewer keeps the README's run viewer section true: the
+// policy it quotes is the one the handler sends, and the page size it
+// names is the store's.
+func TestReadmeRunViewer(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(b), "## Run viewer\n")
+	require.True(t, ok)
+	section, _, _ = strings.Cut(section, "\n## ")
+	text := strings.Join(strings.Fields(section), " ")
+	assert.Contains(t, text, "`"+webui.ContentSecurityPolicy+"`")
+	assert.Contains(t, text, "up to "+strconv.Itoa(store.MaxStepPage)+" a page")
+	assert.Contains(t, text, "`"+"TestRunViewerInBrowser"+"`")
+	assert.Contains(t, text, "`WS_ALLOWED_ORIGINS`")
 }
