@@ -109,19 +109,19 @@ func Seed(ctx context.Context, st *store.Store, tenantID uuid.UUID, opt Options)
 	return s.res, nil
 }
 
-// health records a three-day baseline every 30 minutes per component,
-// with one degraded spell and one short outage.
+// health records a three-day baseline every hour per component, with
+// degraded spells and one outage.
 func (s *seeder) health(ctx context.Context) error {
 	sys := tenant.SystemContext(ctx)
-	start := s.now.Add(-72 * time.Hour).Truncate(30 * time.Minute)
+	start := s.now.Add(-72 * time.Hour).Truncate(time.Hour)
 	for i, comp := range components {
-		for t := start; !t.After(s.now); t = t.Add(30 * time.Minute) {
+		for t := start; !t.After(s.now); t = t.Add(time.Hour) {
 			status, latency := "up", int64(8+s.rnd.IntN(20)+i*15)
 			ago := s.now.Sub(t)
 			switch {
 			case comp == "llm-gateway" && ago > 30*time.Hour && ago <= 33*time.Hour:
 				status, latency = "degraded", 900+int64(s.rnd.IntN(600))
-			case comp == "vector-store" && ago > 10*time.Hour && ago <= 11*time.Hour:
+			case comp == "vector-store" && ago > 10*time.Hour && ago <= 12*time.Hour:
 				status, latency = "down", 0
 			case comp == "webhook-relay" && ago > 50*time.Hour && ago <= 51*time.Hour:
 				status, latency = "degraded", 400+int64(s.rnd.IntN(200))

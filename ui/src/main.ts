@@ -60,6 +60,8 @@ let stop: (() => void) | void = undefined;
 let client: AgentstoreClient | null = null;
 
 function signIn(message?: string) {
+  if (typeof stop === "function") stop();
+  stop = undefined;
   client?.close();
   client = null;
   const app = document.getElementById("app")!;

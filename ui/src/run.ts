@@ -524,7 +524,10 @@ export const runPage: Page = (main, ctx, params) => {
         performance.measure("ui:run-first-paint", { start: began, end: performance.now() });
       });
       if (firstSteps.nextCursor) await loadSteps(firstSteps.nextCursor);
-      if (!stopped) performance.mark("ui:run-all-steps");
+      // After the frame that draws the last page (changed() queued it first).
+      requestAnimationFrame(() => {
+        if (!stopped) performance.mark("ui:run-all-steps");
+      });
     } catch (err) {
       ctx.failed(err);
     }
