@@ -11,7 +11,7 @@ export const healthPage: Page = (main, ctx) => {
   const out = h("div", { "aria-busy": "true" });
   main.append(
     h("h1", {}, "System health"),
-    h("p", { class: "muted small" }, `Each component's checks over the last ${HOURS} hours, oldest on the left: ✓ up, ! degraded, ✕ down.`),
+    h("p", { class: "muted small" }, `Each component's checks over the last ${HOURS} hours, oldest on the left: a full bar is up (✓), a half bar degraded (!), a short bar down (✕).`),
     out,
   );
   void (async () => {
@@ -41,14 +41,19 @@ function component(latest: Health, history: Health[], t0: number, t1: number): H
   for (const c of checks) counts[c.status]++;
   const svg = s(
     "svg",
-    { viewBox: `0 0 ${W} ${H}`, class: "strip", role: "img", "aria-label": `${latest.component}: ${counts.up} checks up, ${counts.degraded} degraded, ${counts.down} down in the last ${HOURS} hours` },
+    { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", class: "strip", role: "img", "aria-label": `${latest.component}: ${counts.up} checks up, ${counts.degraded} degraded, ${counts.down} down in the last ${HOURS} hours` },
   );
+  // Each status has its own height as well as its colour: a full bar is
+  // up, a half bar degraded, a short bar down.
   const cw = Math.max(2, W / Math.max(1, checks.length));
+  const full = H - 8;
+  const heights: Record<string, number> = { up: full, degraded: full * 0.55, down: full * 0.25 };
   checks.forEach((c) => {
     const x = ((Date.parse(c.checkedAt) - t0) / (t1 - t0)) * (W - cw);
-    const rect = s("rect", { x, y: 4, width: Math.max(1, cw - 1), height: H - 8, class: `cell st-${c.status}` }, s("title", {}, `${when(c.checkedAt)}: ${c.status}${c.latencyMs !== null ? `, ${c.latencyMs} ms` : ""}`));
-    svg.append(rect);
-    if (c.status !== "up" && cw >= 8) svg.append(s("text", { x: x + cw / 2, y: H / 2 + 4, class: "cell-mark", "text-anchor": "middle" }, c.status === "down" ? "✕" : "!"));
+    const hgt = heights[c.status] ?? full;
+    svg.append(
+      s("rect", { x, y: 4 + full - hgt, width: Math.max(1, cw - 1), height: hgt, class: `cell st-${c.status}` }, s("title", {}, `${when(c.checkedAt)}: ${c.status}${c.latencyMs !== null ? `, ${c.latencyMs} ms` : ""}`)),
+    );
   });
   const incidents = checks.filter((c) => c.status !== "up");
   return h(
