@@ -4,7 +4,7 @@ BIN      := bin/agentstore
 SERVICES := scripts/services.sh
 PKGS     := ./...
 
-.PHONY: run build test fuzz soak unit lint generate check-generate ui check-ui migrate-diff migrate-hash migrate-lint migrate-lint-all bench fuzz clean
+.PHONY: run build test fuzz soak unit lint generate check-generate ui check-ui migrate-diff migrate-hash migrate-lint migrate-lint-all bench fuzz clean ts-deps ts-generate ts-check ts-test ts-bench
 
 ## run: start the service on the embedded default (SQLite, in-process limiter and hub), with demo data on an empty database
 run: build
@@ -16,11 +16,12 @@ build:
 	$(GO) build -o $(BIN) ./cmd/server
 
 # FUZZ lists the fuzz targets as package:target.
-FUZZ := ./internal/auth:FuzzVerify ./internal/httpapi:FuzzDecodeCreateRun
+FUZZ := ./internal/auth:FuzzVerify ./internal/httpapi:FuzzDecodeCreateRun ./internal/httpapi:FuzzAPI
 
 ## test: every test (unit, integration on real PostgreSQL and Redis, end-to-end on the built binary), with -race, then a short fuzz run
 test: check-generate check-ui lint build
 	AGENTSTORE_BIN=$(CURDIR)/$(BIN) $(SERVICES) -- $(GO) test -race -count=1 -timeout 14m $(PKGS)
+	@$(MAKE) --no-print-directory ts-test
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 2m); crashers land in testdata as seeds
@@ -51,6 +52,33 @@ ui:
 check-ui:
 	@scripts/check-ui.sh
 
+# TS is the TypeScript client, @agentstore/client; npm installs its pinned
+# tools (openapi-typescript, tsc, Redocly CLI, ws, Deno) from its lockfile.
+TS  := clients/typescript
+NPM ?= npm
+
+## ts-deps: install the TypeScript client's dev tools from its committed lockfile
+ts-deps:
+	@cd $(TS) && if [ "$$(sha256sum package-lock.json)" = "$$(cat node_modules/.agentstore-lock 2>/dev/null)" ]; then \
+	  echo "$(TS): node_modules matches package-lock.json"; \
+	else $(NPM) ci --no-audit --no-fund --loglevel=error && sha256sum package-lock.json > node_modules/.agentstore-lock; fi
+
+## ts-generate: regenerate clients/typescript/src/openapi.ts from internal/httpapi/openapi.json
+ts-generate: ts-deps
+	cd $(TS) && $(NPM) run --silent generate
+
+## ts-check: lint the OpenAPI document (Redocly, recommended rules), fail when the client's generated types are stale, build the client and type-check its examples against the built declarations
+ts-check: ts-deps
+	cd $(TS) && $(NPM) run --silent lint:openapi && $(NPM) run --silent check-generated && $(NPM) run --silent typecheck
+
+## ts-test: ts-check, then the client's node:test suite against the built binary on SQLite and on PostgreSQL + Redis
+ts-test: ts-check build
+	AGENTSTORE_BIN=$(CURDIR)/$(BIN) $(SERVICES) -- $(NPM) --prefix $(TS) test
+
+## ts-bench: the client against raw fetch (POST /v1/runs, 16 callers) and realtime delivery across a forced reconnect (10,000 events)
+ts-bench: ts-deps build
+	AGENTSTORE_BIN=$(CURDIR)/$(BIN) $(SERVICES) --durable -- node $(TS)/bench/bench.mjs
+
 ## migrate-diff: write the next migration from the ent schema (make migrate-diff name=add_x)
 migrate-diff:
 	@test -n "$(name)" || { echo "usage: make migrate-diff name=<what_changed>"; exit 2; }
@@ -71,6 +99,7 @@ migrate-lint-all:
 ## bench: every benchmark in one run on durable PostgreSQL (fsync on) and Redis — store vs pgx floor, HTTP ingest, list, limiter overhead, WebSocket fan-out and idle-connection memory; writes bench/report.md, bench/throughput.svg, bench/results.json
 bench:
 	GO=$(GO) $(SERVICES) --durable -- scripts/bench.sh
+	@$(MAKE) --no-print-directory ts-bench
 
 ## soak: 10 minutes (SOAK_DURATION) of mixed REST and WebSocket load on PostgreSQL and Redis; fails when the server's RSS, goroutines, open files or DB connections trend upward (not part of test)
 soak:

@@ -85,7 +85,7 @@ func printDevToken(cfg config.Config, stdout io.Writer, base string) error {
 // token is the `token` command: it mints an HS256 token with the
 // configured secret, or the development one in development.
 func token(cfg config.Config, args []string, stdout, stderr io.Writer) error {
-	fset := flag.NewFlagSet("token", flag.ContinueOnError)
+	fset := flag.NewFlagSet("agentstore token", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	tenantFlag := fset.String("tenant", "", "tenant UUID (required)")
 	sub := fset.String("sub", "", "subject (user id); default a new UUID")

@@ -121,10 +121,20 @@ func (s *server) get(t *testing.T, path string) (int, string) {
 // call sends a request with an optional bearer token and JSON body.
 func (s *server) call(t *testing.T, method, path, token, body string) (int, string) {
 	t.Helper()
+	return s.callFor(t, method, path, token, "", body)
+}
+
+// callFor is call with the X-Tenant-ID header a service_role token needs,
+// when tenantID is not empty.
+func (s *server) callFor(t *testing.T, method, path, token, tenantID, body string) (int, string) {
+	t.Helper()
 	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
 	require.NoError(t, err)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if tenantID != "" {
+		req.Header.Set("X-Tenant-ID", tenantID)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
@@ -260,4 +270,42 @@ func migrationFiles(t *testing.T) int {
 	files, err := fs.Glob(migrations.FS, "*.sql")
 	require.NoError(t, err)
 	return len(files)
+}
+
+// TestCORSOfTheBinary sends a browser's preflight and request to the built
+// binary configured with CORS_ALLOWED_ORIGINS, with a limit of one
+// request a minute that the preflights do not count against, and checks
+// that production refuses "*".
+func TestCORSOfTheBinary(t *testing.T) {
+	t.Parallel()
+	const origin = "http://localhost:5173"
+	s := start(t, "CORS_ALLOWED_ORIGINS=https://app.example.com,"+origin, "RATE_LIMIT_MAX=1")
+	for range 3 {
+		req, err := http.NewRequest(http.MethodOptions, s.base+"/v1/runs", nil)
+		require.NoError(t, err)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization,content-type,idempotency-key")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusNoContent, resp.StatusCode)
+		assert.Equal(t, origin, resp.Header.Get("Access-Control-Allow-Origin"))
+		assert.Contains(t, resp.Header.Get("Access-Control-Allow-Methods"), "POST")
+		assert.Contains(t, resp.Header.Get("Access-Control-Allow-Headers"), "Idempotency-Key")
+	}
+	req, err := http.NewRequest(http.MethodPost, s.base+"/v1/runs", strings.NewReader(`{"agentName":"browser"}`))
+	require.NoError(t, err)
+	req.Header.Set("Origin", origin)
+	req.Header.Set("Authorization", "Bearer "+s.devToken)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode, "the preflights did not use up the limit of 1")
+	assert.Equal(t, origin, resp.Header.Get("Access-Control-Allow-Origin"))
+	assert.Contains(t, resp.Header.Get("Access-Control-Expose-Headers"), "X-RateLimit-Remaining")
+
+	out, err := command(t, []string{"APP_ENV=production", "SUPABASE_JWT_SECRET=" + e2eSecret, "WS_ALLOWED_ORIGINS=" + origin, "CORS_ALLOWED_ORIGINS=*"}, "serve")
+	require.Error(t, err)
+	assert.Contains(t, out, "CORS_ALLOWED_ORIGINS: production refuses *")
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentstore/agentstore/internal/auth"
 	"github.com/agentstore/agentstore/internal/config"
 	"github.com/agentstore/agentstore/internal/dbtest"
 	"github.com/agentstore/agentstore/internal/legacy"
@@ -332,7 +333,9 @@ END $$`)
 			ID string `json:"id"`
 		}
 		require.NoError(t, json.Unmarshal([]byte(body), &created))
-		code, body = s.call(t, "POST", "/v1/usage", writer, `{"runId":"`+created.ID+`","model":"gpt-4o","inputTokens":10,"outputTokens":5,"costUsd":0.25}`)
+		billing, err := auth.Mint([]byte(e2eSecret), auth.MintOptions{Subject: "billing", Role: "service_role", TTL: 10 * time.Minute})
+		require.NoError(t, err)
+		code, body = s.callFor(t, "POST", "/v1/usage", billing, runningTenant, `{"runId":"`+created.ID+`","model":"gpt-4o","inputTokens":10,"outputTokens":5,"costUsd":0.25}`)
 		require.Equal(t, http.StatusCreated, code, body)
 		code, body = s.call(t, "PATCH", "/v1/runs/"+running, writer, `{"status":"succeeded","output":{"answer":"after cut-over"}}`)
 		require.Equal(t, http.StatusOK, code, body)

@@ -15,8 +15,8 @@ import (
 	"github.com/agentstore/agentstore/internal/legacy"
 )
 
-const legacyUsage = `usage: server legacy import [--dry-run] [--batch N] [--workers N] [--incremental] [--skip-fk-triggers]
-       server legacy verify
+const legacyUsage = `usage: agentstore legacy import [--dry-run] [--batch N] [--workers N] [--incremental] [--skip-fk-triggers]
+       agentstore legacy verify
 
   import   copy the legacy tables of schema public into DB_SCHEMA, keeping ids and
            tenants; rows that cannot be placed go to DB_SCHEMA.legacy_quarantine.
@@ -45,7 +45,7 @@ func legacyCommand(ctx context.Context, cfg config.Config, args []string, log *s
 		fmt.Fprint(stderr, legacyUsage)
 		return errors.New("legacy: missing subcommand (import or verify)")
 	}
-	fs := flag.NewFlagSet("legacy "+args[0], flag.ContinueOnError)
+	fs := flag.NewFlagSet("agentstore legacy "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, legacyUsage) }
 	var opts legacy.Options

@@ -37,7 +37,7 @@ import (
 	"github.com/agentstore/agentstore/migrations"
 )
 
-const usage = `usage: server [command]
+const usage = `usage: agentstore [command]
 
 commands:
   serve            run the API server (default)
@@ -247,7 +247,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	api := httpapi.New(httpapi.Deps{
 		Log: log, Store: st, Auth: verifier, Registry: reg, Ready: countReadiness(reg, ready),
-		Limiter: limiter, TrustedProxies: cfg.TrustedProxies, Events: hub,
+		Limiter: limiter, TrustedProxies: cfg.TrustedProxies, Events: hub, CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		WebSocket: hub.Endpoint(verifier, runChecker{st}, eventLimiter), UI: ui,
 	})
 	prober := &health.Prober{

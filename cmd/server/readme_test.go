@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
+	"os/exec"
 	"regexp"
 	"sort"
 	"strconv"
@@ -11,9 +14,100 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentstore/agentstore/internal/markdown"
 	"github.com/agentstore/agentstore/internal/store"
 	"github.com/agentstore/agentstore/internal/webui"
 )
+
+// readme returns the repository's README.
+func readme(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	return string(b)
+}
+
+// TestHelpNamesTheBinary: the help of the binary, as run and as built,
+// names it as the README does, and lists every command the README's
+// table of the binary documents.
+func TestHelpNamesTheBinary(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"help"}, func(string) (string, bool) { return "", false }, &out, &out))
+	help := out.String()
+	assert.True(t, strings.HasPrefix(help, "usage: agentstore [command]\n"), "%s", help)
+	assert.NotContains(t, help, "usage: server")
+	assert.True(t, strings.HasPrefix(legacyUsage, "usage: agentstore legacy "), "%s", legacyUsage)
+	assert.NotContains(t, legacyUsage, "server legacy")
+
+	section, ok := markdown.Section(readme(t), "Other commands")
+	require.True(t, ok)
+	n := 0
+	for _, row := range markdown.TableRows(section) {
+		for _, span := range markdown.CodeSpans(row[0]) {
+			cmd, isBinary := strings.CutPrefix(span, "agentstore ")
+			if !isBinary {
+				continue
+			}
+			n++
+			assert.Contains(t, help, "  "+cmd, "the help lacks `agentstore %s`, which the README documents", cmd)
+		}
+	}
+	assert.GreaterOrEqual(t, n, 3, "the README documents the binary's commands")
+
+	if binary != "" {
+		got, err := exec.Command(binary, "help").CombinedOutput()
+		require.NoError(t, err, "%s", got)
+		assert.Equal(t, help, string(got), "the built binary's help")
+	}
+}
+
+// TestReadmeSaysWhatTestAndCINeed keeps the README's promises about
+// `make test` and CI true: the packages scripts/services.sh installs, that
+// it needs root and the npm registry, and the targets .ci/run runs.
+func TestReadmeSaysWhatTestAndCINeed(t *testing.T) {
+	doc := readme(t)
+	intro, ok := markdown.Section(doc, "Two commands")
+	require.True(t, ok)
+
+	services, err := os.ReadFile("../../scripts/services.sh")
+	require.NoError(t, err)
+	major := regexp.MustCompile(`PG_MAJOR=\$\{PG_MAJOR:-(\d+)\}`).FindSubmatch(services)
+	require.NotNil(t, major)
+	var packages []string
+	for _, m := range regexp.MustCompile(`need\+=\(([^)]+)\)`).FindAllSubmatch(services, -1) {
+		packages = append(packages, strings.ReplaceAll(string(m[1]), `"postgresql-$PG_MAJOR"`, "postgresql-"+string(major[1])))
+	}
+	require.Contains(t, packages, "npm")
+	for _, p := range packages {
+		assert.Contains(t, intro, "`"+p+"`", "the README does not say that make test installs %s", p)
+	}
+	assert.Contains(t, string(services), "apt-get install", "services.sh apt-installs")
+	assert.Contains(t, intro, "**root**")
+	assert.Contains(t, intro, "**npm registry**")
+	for _, what := range []string{"squawk", "PostgreSQL 17"} {
+		assert.Contains(t, intro, what, "the README says what make test fetches from npm")
+	}
+	pg17, err := os.ReadFile("../../scripts/pg17.sh")
+	require.NoError(t, err)
+	assert.Contains(t, string(pg17), "npm install")
+
+	ci, err := os.ReadFile("../../.ci/run")
+	require.NoError(t, err)
+	var targets []string
+	for _, m := range regexp.MustCompile(`(?m)^make (\S+)`).FindAllStringSubmatch(string(ci), -1) {
+		targets = append(targets, "`make "+m[1]+"`")
+	}
+	require.Equal(t, []string{"`make test`", "`make migrate-lint-all`"}, targets)
+	assert.Contains(t, intro, "CI is `.ci/run`: "+strings.Join(targets, ", then ")+".")
+	assert.NotRegexp(t, "`make migrate-lint` is what CI runs", doc)
+
+	makefile, err := os.ReadFile("../../Makefile")
+	require.NoError(t, err)
+	assert.Contains(t, string(makefile), "migrate-lint-all:\n\t$(SERVICES) -- $(GO) run ./tools/migratelint migrations/*.sql",
+		"migrate-lint-all lints every file, as the README says")
+	assert.Contains(t, string(makefile), "migrate-lint:\n\t$(SERVICES) -- $(GO) run ./tools/migratelint\n",
+		"migrate-lint lints the new files, as the README says")
+}
 
 // usageCommands returns the commands the usage text lists, from each line
 // indented by two spaces.

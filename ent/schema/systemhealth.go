@@ -15,7 +15,7 @@ import (
 
 // SystemHealth is one check of a component. It is global, not
 // tenant-scoped: any viewer may read it, only the system or service_role may
-// record it.
+// record it, and a service_role viewer needs no tenant to do either.
 type SystemHealth struct{ ent.Schema }
 
 // Annotations of the SystemHealth.
@@ -43,11 +43,11 @@ func (SystemHealth) Fields() []ent.Field {
 func (SystemHealth) Policy() ent.Policy {
 	return privacy.Policy{
 		Query: privacy.QueryPolicy{
-			policy.DenyIfNoViewer(),
+			policy.DenyIfNoGlobalViewer(),
 			privacy.AlwaysAllowRule(),
 		},
 		Mutation: privacy.MutationPolicy{
-			policy.DenyIfNoViewer(),
+			policy.DenyIfNoGlobalViewer(),
 			policy.AllowIfSystem(),
 			policy.AllowCreateIfServiceRole(),
 			privacy.AlwaysDenyRule(),

@@ -51,6 +51,10 @@ type Config struct {
 	TrustedProxies []*net.IPNet
 	// WS configures the WebSocket hub.
 	WS WS
+	// CORSAllowedOrigins are the browser origins allowed to call the REST
+	// API from another origin (CORS_ALLOWED_ORIGINS, comma-separated);
+	// empty sends no CORS headers.
+	CORSAllowedOrigins []string
 }
 
 // RateLimit configures the HTTP limiter.
@@ -242,6 +246,15 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 			errs = append(errs, errors.New("SUPABASE_JWKS_URL: must be an http(s) URL"))
 		}
 	}
+	c.CORSAllowedOrigins = splitList(get("CORS_ALLOWED_ORIGINS", ""))
+	for _, o := range c.CORSAllowedOrigins {
+		if o != "*" && !isOrigin(o) {
+			errs = append(errs, fmt.Errorf("CORS_ALLOWED_ORIGINS: %q is not an origin such as https://app.example.com (scheme, host and optional port; no path)", o))
+		}
+	}
+	if c.Env == "production" && slices.Contains(c.CORSAllowedOrigins, "*") {
+		errs = append(errs, errors.New("CORS_ALLOWED_ORIGINS: production refuses *; list the allowed origins"))
+	}
 	if c.Env == "production" && slices.Contains(c.WS.AllowedOrigins, "*") {
 		errs = append(errs, errors.New("WS_ALLOWED_ORIGINS: production refuses *; list the allowed origins"))
 	}
@@ -253,6 +266,13 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	}
 	c.DataDir = filepath.Clean(c.DataDir)
 	return c, errors.Join(errs...)
+}
+
+// isOrigin reports whether s is a browser origin as the Origin header
+// carries it: http or https, a host, an optional port, nothing else.
+func isOrigin(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && s == u.Scheme+"://"+u.Host
 }
 
 // SQLitePath is the embedded database file.
@@ -268,6 +288,7 @@ func (c Config) Redacted() []any {
 		"redis_url", redactURL(c.RedisURL), "rate_limit_max", c.RateLimit.Max, "rate_limit_window_ms", c.RateLimit.Window.Milliseconds(),
 		"rate_limit_fail_mode", c.RateLimit.FailMode, "rate_limit_disabled", c.RateLimit.Disabled, "rate_limit_tenant_overrides", len(c.RateLimit.TenantOverrides),
 		"trusted_proxies", len(c.TrustedProxies), "ws_allowed_origins", c.WS.AllowedOrigins,
+		"cors_allowed_origins", c.CORSAllowedOrigins,
 	}
 }
 

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"os"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/agentstore/agentstore/internal/markdown"
 )
 
 func env(kv map[string]string) func(string) (string, bool) {
@@ -82,15 +83,51 @@ func TestRedactedHidesPassword(t *testing.T) {
 // TestReadmeListsEveryVariable keeps the README's configuration table and
 // Load in step: every variable Load reads is documented with its default,
 // and the table names nothing Load ignores.
+func TestCORSOrigins(t *testing.T) {
+	c, err := Load(env(nil))
+	require.NoError(t, err)
+	assert.Empty(t, c.CORSAllowedOrigins, "no CORS unless asked for")
+	c, err = Load(env(map[string]string{"CORS_ALLOWED_ORIGINS": "https://app.example.com, http://localhost:5173"}))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"https://app.example.com", "http://localhost:5173"}, c.CORSAllowedOrigins)
+	c, err = Load(env(map[string]string{"CORS_ALLOWED_ORIGINS": "*"}))
+	require.NoError(t, err, "development may allow every origin")
+	assert.Equal(t, []string{"*"}, c.CORSAllowedOrigins)
+	for _, bad := range []string{"app.example.com", "https://app.example.com/", "https://app.example.com/ui", "ftp://x.example", "https://", "https://u:p@x.example"} {
+		_, err := Load(env(map[string]string{"CORS_ALLOWED_ORIGINS": bad}))
+		assert.ErrorContains(t, err, "CORS_ALLOWED_ORIGINS: ", "%q", bad)
+	}
+	prod := map[string]string{"APP_ENV": "production", "SUPABASE_JWT_SECRET": strings.Repeat("s", 32), "WS_ALLOWED_ORIGINS": "https://app.example.com"}
+	_, err = Load(env(prod))
+	require.NoError(t, err)
+	prod["CORS_ALLOWED_ORIGINS"] = "https://app.example.com,*"
+	_, err = Load(env(prod))
+	require.ErrorContains(t, err, "CORS_ALLOWED_ORIGINS: production refuses *")
+}
+
+// TestReadmeListsEveryVariable holds the README's configuration table to
+// the variables Load reads, which are all the environment the service
+// reads: no other code of this package touches the environment.
 func TestReadmeListsEveryVariable(t *testing.T) {
 	read := map[string]bool{}
 	_, _ = Load(func(k string) (string, bool) { read[k] = true; return "", false })
+	src, err := os.ReadFile("config.go")
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(src), "\n") {
+		if code, _, _ := strings.Cut(line, "//"); strings.Contains(code, "os.") {
+			assert.NotRegexp(t, `os\.(Getenv|LookupEnv|Environ)`, code, "the environment is read through Load's lookup only")
+		}
+	}
 	readme, err := os.ReadFile("../../README.md")
 	require.NoError(t, err)
-	rows := regexp.MustCompile("(?m)^\\| `([A-Z_]+)` \\| ([^|]+) \\|").FindAllStringSubmatch(string(readme), -1)
+	section, ok := markdown.Section(string(readme), "Configuration")
+	require.True(t, ok, "README has a Configuration section")
 	documented := map[string]string{}
-	for _, r := range rows {
-		documented[r[1]] = r[2]
+	for _, row := range markdown.TableRows(section) {
+		require.GreaterOrEqual(t, len(row), 3, "%v", row)
+		name, isCode := strings.CutPrefix(row[0], "`")
+		require.True(t, isCode, "a variable is a code span: %v", row)
+		documented[strings.TrimSuffix(name, "`")] = row[1]
 	}
 	var names []string
 	for k := range read {

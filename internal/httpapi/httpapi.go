@@ -42,6 +42,9 @@ type Deps struct {
 	Limiter *ratelimit.Limiter
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []*net.IPNet
+	// CORSAllowedOrigins are the browser origins that may call the API
+	// from another origin ("*" for any); empty sends no CORS headers.
+	CORSAllowedOrigins []string
 	// WebSocket accepts the connections of GET /v1/ws, whose handshake
 	// passes through the same middleware as every /v1 route; nil leaves
 	// the route out.
@@ -73,31 +76,46 @@ func New(d Deps) *echo.Echo {
 	e.IPExtractor = ClientIP(d.TrustedProxies)
 	e.HTTPErrorHandler = errorHandler(d.Log)
 	e.Use(requestIDMiddleware, observe(d.Log, NewMetrics(d.Registry)), recoverMiddleware(d.Log))
+	if len(d.CORSAllowedOrigins) > 0 {
+		// Before every route's own middleware: a preflight carries no
+		// token and is never rate limited.
+		e.Use(cors(d.CORSAllowedOrigins))
+	}
 
-	e.GET("/healthz", func(c echo.Context) error {
+	// Every route is an operation of the role table (roles.go) and goes
+	// through the same chain: public ones take no token; the others are
+	// identified, rate limited (by tenant when the token is good) and
+	// authorized before their handler runs. The middleware goes on each
+	// route, not on a group: a group's middleware makes Echo add a
+	// catch-all route under its prefix, which answers a wrong method on a
+	// known path with 404 instead of 405.
+	add := func(method, path, op string, handler echo.HandlerFunc, inQuery bool) {
+		a := accessOf(op)
+		var mw []echo.MiddlewareFunc
+		if !a.unlimited {
+			mw = append(mw, identify(d.Auth, op, inQuery))
+			if d.Limiter != nil {
+				mw = append(mw, rateLimit(d.Limiter))
+			}
+		}
+		if len(a.roles) > 0 {
+			mw = append(mw, authorize(op))
+		}
+		e.Add(method, path, handler, mw...)
+	}
+	route := func(method, path, op string, handler echo.HandlerFunc) { add(method, path, op, handler, false) }
+
+	route(http.MethodGet, "/healthz", "getLiveness", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
-	e.GET("/readyz", readyz(d))
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
-	// Everything else is rate limited, by tenant when the token is good.
-	limited := func(a echo.MiddlewareFunc) []echo.MiddlewareFunc {
-		if d.Limiter == nil {
-			return []echo.MiddlewareFunc{a}
-		}
-		return []echo.MiddlewareFunc{a, rateLimit(d.Limiter)}
-	}
-	e.GET("/openapi.json", func(c echo.Context) error {
+	route(http.MethodGet, "/readyz", "getReadiness", readyz(d))
+	route(http.MethodGet, "/metrics", "getMetrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
+	route(http.MethodGet, "/openapi.json", "getOpenAPI", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, OpenAPI)
-	}, limited(identify(d.Auth, false))...)
-
-	// The middleware goes on each route, not on the group: a group's
-	// middleware makes Echo add a catch-all route under its prefix, which
-	// answers a wrong method on a known path with 404 instead of 405.
-	mw := append(limited(identify(d.Auth, false)), requireViewer)
+	})
 	if d.WebSocket != nil {
 		// The one route whose token may come in the query string.
-		ws := append(limited(identify(d.Auth, true)), requireViewer)
-		e.GET("/v1/ws", acceptWebSocket(d.WebSocket), ws...)
+		add(http.MethodGet, "/v1/ws", "openWebSocket", acceptWebSocket(d.WebSocket), true)
 	}
 
 	if d.UI != nil {
@@ -109,22 +127,20 @@ func New(d Deps) *echo.Echo {
 	}
 
 	h := &handlers{st: d.Store, events: d.Events}
-	v1 := e.Group("/v1")
-	route := func(method, path string, handler echo.HandlerFunc) { v1.Add(method, path, handler, mw...) }
-	route(http.MethodPost, "/runs", h.createRun)
-	route(http.MethodGet, "/runs", h.listRuns)
-	route(http.MethodGet, "/runs/stats", h.runStats)
-	route(http.MethodGet, "/runs/:id", h.getRun)
-	route(http.MethodPatch, "/runs/:id", h.patchRun)
-	route(http.MethodPost, "/runs/:id/steps", h.appendSteps)
-	route(http.MethodGet, "/runs/:id/steps", h.listSteps)
-	route(http.MethodPost, "/runs/:id/tool-calls", h.appendToolCalls)
-	route(http.MethodGet, "/runs/:id/tool-calls", h.listToolCalls)
-	route(http.MethodPost, "/usage", h.recordUsage)
-	route(http.MethodGet, "/usage/summary", h.usageSummary)
-	route(http.MethodGet, "/audit-logs", h.listAudit)
-	route(http.MethodGet, "/system-health", h.getHealth)
-	route(http.MethodPost, "/system-health", h.recordHealth)
+	route(http.MethodPost, "/v1/runs", "createRun", h.createRun)
+	route(http.MethodGet, "/v1/runs", "listRuns", h.listRuns)
+	route(http.MethodGet, "/v1/runs/stats", "runStats", h.runStats)
+	route(http.MethodGet, "/v1/runs/:id", "getRun", h.getRun)
+	route(http.MethodPatch, "/v1/runs/:id", "updateRun", h.patchRun)
+	route(http.MethodPost, "/v1/runs/:id/steps", "appendSteps", h.appendSteps)
+	route(http.MethodGet, "/v1/runs/:id/steps", "listSteps", h.listSteps)
+	route(http.MethodPost, "/v1/runs/:id/tool-calls", "appendToolCalls", h.appendToolCalls)
+	route(http.MethodGet, "/v1/runs/:id/tool-calls", "listToolCalls", h.listToolCalls)
+	route(http.MethodPost, "/v1/usage", "recordUsage", h.recordUsage)
+	route(http.MethodGet, "/v1/usage/summary", "usageSummary", h.usageSummary)
+	route(http.MethodGet, "/v1/audit-logs", "listAuditLogs", h.listAudit)
+	route(http.MethodGet, "/v1/system-health", "getSystemHealth", h.getHealth)
+	route(http.MethodPost, "/v1/system-health", "recordSystemHealth", h.recordHealth)
 	return e
 }
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -16,7 +17,6 @@ import (
 	"github.com/agentstore/agentstore/internal/auth"
 	"github.com/agentstore/agentstore/internal/derrors"
 	"github.com/agentstore/agentstore/internal/ratelimit"
-	"github.com/agentstore/agentstore/internal/store"
 	"github.com/agentstore/agentstore/internal/tenant"
 )
 
@@ -136,43 +136,29 @@ const identityKey = "identity"
 
 // identify verifies the bearer token, once, and remembers the viewer or the
 // reason to refuse it, without refusing yet: the rate limiter needs the
-// tenant (or "-") first, and requireViewer refuses after it. With inQuery
-// the token may also come in the access_token query parameter.
-func identify(a Authenticator, inQuery bool) echo.MiddlewareFunc {
+// tenant (or "-") first, and authorize refuses after it. On a global
+// operation of op (system health) a service_role token that names no
+// tenant acts for none. With inQuery the token may also come in the
+// access_token query parameter.
+func identify(a Authenticator, op string, inQuery bool) echo.MiddlewareFunc {
+	global := accessOf(op).global
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			id := identity{}
 			token, ok := tokenOf(c, inQuery)
+			headerTenant := c.Request().Header.Get(HeaderTenantID)
 			if !ok {
 				id.err = derrors.New(derrors.Unauthenticated, "missing bearer token")
 			} else if claims, err := a.Verify(c.Request().Context(), token); err != nil {
 				id.err = err
+			} else if id.claims = claims; global && claims.Role == tenant.RoleServiceRole && strings.TrimSpace(headerTenant) == "" {
+				id.viewer = tenant.Viewer{UserID: claims.Subject, Role: claims.Role}
 			} else {
-				id.claims = claims
-				id.viewer, id.err = a.Viewer(claims, c.Request().Header.Get(HeaderTenantID))
+				id.viewer, id.err = a.Viewer(claims, headerTenant)
 			}
 			c.Set(identityKey, id)
 			return next(c)
 		}
-	}
-}
-
-// requireViewer refuses a caller identify could not accept (401 or 403),
-// and puts the viewer, its token's claims and what audit rows record of
-// the request into the request context.
-func requireViewer(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		id, _ := c.Get(identityKey).(identity)
-		if id.err != nil {
-			return id.err
-		}
-		ctx := tenant.NewContext(c.Request().Context(), id.viewer)
-		ctx = auth.NewContext(ctx, id.claims)
-		ctx = store.WithRequestInfo(ctx, store.RequestInfo{
-			RequestID: requestID(c), IP: c.RealIP(), UserAgent: truncate(c.Request().UserAgent(), 512),
-		})
-		c.SetRequest(c.Request().WithContext(ctx))
-		return next(c)
 	}
 }
 
@@ -219,9 +205,20 @@ func ClientIP(trusted []*net.IPNet) echo.IPExtractor {
 	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
+// maxUserAgent is how much of the User-Agent header audit rows keep.
+const maxUserAgent = 512
+
+// userAgent is what audit rows keep of a User-Agent header: valid UTF-8
+// without NUL (PostgreSQL's text stores neither invalid bytes nor NUL), at
+// most maxUserAgent bytes, cut between characters.
+func userAgent(s string) string {
+	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+	if len(s) <= maxUserAgent {
 		return s
+	}
+	n := maxUserAgent
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }

@@ -119,7 +119,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 			if omitempty {
 				nullable = false
 			}
-			require.Equal(t, nullable, p.Value.Nullable, "schema %s: field %s nullable", name, tag)
+			require.Equal(t, nullable, permitsNull(p.Value), "schema %s: field %s nullable", name, tag)
 		}
 		var props []string
 		for k := range s.Properties {
@@ -140,6 +140,24 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	} {
 		require.ElementsMatch(t, want, doc.Components.Schemas[name].Value.Required, "schema %s required fields", name)
 	}
+}
+
+// permitsNull reports whether s admits null: it is nullable, or it is an
+// anyOf whose every branch is (AnyValue, which OpenAPI 3.0 cannot mark
+// nullable without a type, as linters insist).
+func permitsNull(s *openapi3.Schema) bool {
+	if s.Nullable {
+		return true
+	}
+	if len(s.AnyOf) == 0 {
+		return false
+	}
+	for _, b := range s.AnyOf {
+		if !b.Value.Nullable {
+			return false
+		}
+	}
+	return true
 }
 
 // documentedOps returns "METHOD /path/{param}" of every operation.
@@ -453,7 +471,12 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 			require.Equal(t, `Bearer realm="agentstore"`, res.header.Get("WWW-Authenticate"))
 			u.withToken("not.a.jwt").do(401, op.method, op.path, op.body)
 			anon.do(403, op.method, op.path, op.body)
-			svc.do(403, op.method, op.path, op.body) // service_role without X-Tenant-ID
+			if op.path == "/v1/system-health" {
+				// Global: service_role needs no X-Tenant-ID.
+				svc.do(map[string]int{"GET": 200, "POST": 201}[op.method], op.method, op.path, op.body)
+			} else {
+				svc.do(403, op.method, op.path, op.body) // service_role without X-Tenant-ID
+			}
 			svc.with(HeaderTenantID, "tenant-1").bad(403, op.method, op.path, op.body)
 		}
 
@@ -630,18 +653,20 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 
 		// POST /v1/usage.
 		usageID := uuid.NewString()
-		u.do(201, "POST", "/v1/usage", map[string]any{"id": usageID, "runId": running.ID, "model": "gpt-x",
+		svcOther := svc.with(HeaderTenantID, other.c.tenant.String())
+		u.do(403, "POST", "/v1/usage", map[string]any{"model": "m"}) // end users only read usage
+		svcT.do(201, "POST", "/v1/usage", map[string]any{"id": usageID, "runId": running.ID, "model": "gpt-x",
 			"inputTokens": 10, "outputTokens": 5, "cachedInputTokens": 2, "costUsd": 0.25, "recordedAt": past})
-		u.do(201, "POST", "/v1/usage", map[string]any{"model": "claude", "totalTokens": 7})
-		u.do(409, "POST", "/v1/usage", map[string]any{"id": usageID, "model": "gpt-x"})
-		u.do(400, "POST", "/v1/usage", map[string]any{"model": "m", "runId": uuid.NewString()})
-		other.do(400, "POST", "/v1/usage", map[string]any{"model": "m", "runId": running.ID})
-		u.bad(400, "POST", "/v1/usage", map[string]any{"inputTokens": 1})
-		u.bad(400, "POST", "/v1/usage", map[string]any{"model": "m", "inputTokens": -1})
-		u.bad(400, "POST", "/v1/usage", map[string]any{"model": "m", "costUsd": -0.5})
-		u.bad(400, "POST", "/v1/usage", map[string]any{"model": "m", "inputTokens": 1.5})
-		u.bad(400, "POST", "/v1/usage", map[string]any{"model": "m", "tokens": 1})
-		u.bad(413, "POST", "/v1/usage", map[string]any{"model": big}) // no free-form field: too long for the document too
+		svcT.do(201, "POST", "/v1/usage", map[string]any{"model": "claude", "totalTokens": 7})
+		svcT.do(409, "POST", "/v1/usage", map[string]any{"id": usageID, "model": "gpt-x"})
+		svcT.do(400, "POST", "/v1/usage", map[string]any{"model": "m", "runId": uuid.NewString()})
+		svcOther.do(400, "POST", "/v1/usage", map[string]any{"model": "m", "runId": running.ID})
+		svcT.bad(400, "POST", "/v1/usage", map[string]any{"inputTokens": 1})
+		svcT.bad(400, "POST", "/v1/usage", map[string]any{"model": "m", "inputTokens": -1})
+		svcT.bad(400, "POST", "/v1/usage", map[string]any{"model": "m", "costUsd": -0.5})
+		svcT.bad(400, "POST", "/v1/usage", map[string]any{"model": "m", "inputTokens": 1.5})
+		svcT.bad(400, "POST", "/v1/usage", map[string]any{"model": "m", "tokens": 1})
+		svcT.bad(413, "POST", "/v1/usage", map[string]any{"model": big}) // no free-form field: too long for the document too
 
 		// GET /v1/usage/summary.
 		for _, g := range []string{"", "?groupBy=day", "?groupBy=model", "?groupBy=agentName&from=" + url.QueryEscape(past) + "&to=" + url.QueryEscape(future)} {
@@ -744,3 +769,11 @@ type (
 		ToolCalls []ToolCallRequest `json:"toolCalls"`
 	}
 )
+
+// truncate shortens s to n bytes for a failure message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentstore/agentstore/internal/auth"
+	"github.com/agentstore/agentstore/internal/tenant"
 )
 
 // TestTenantIsolationSweep walks every operation of /openapi.json as
@@ -27,7 +28,7 @@ func TestTenantIsolationSweep(t *testing.T) {
 			"steps": []map[string]any{{"type": "llm"}}, "toolCalls": []map[string]any{{"toolName": "t", "status": "failed"}}})
 		require.Equal(t, http.StatusCreated, r.status)
 		r.json(t, &run)
-		require.Equal(t, http.StatusCreated, alice.do("POST", "/v1/usage", map[string]any{"runId": run.ID, "model": "alice-model"}).status)
+		require.Equal(t, http.StatusCreated, alice.service().do("POST", "/v1/usage", map[string]any{"runId": run.ID, "model": "alice-model"}).status)
 		secrets := []string{run.ID.String(), run.Steps[0].ID.String(), alice.tenant.String(), "alice-secret", "alice-model"}
 
 		bob := a.user()
@@ -54,8 +55,8 @@ func TestTenantIsolationSweep(t *testing.T) {
 						body = example(op.RequestBody.Value.Content.Get("application/json").Schema.Value, run)
 					}
 					caller := bob
-					if path == "/v1/system-health" && method == http.MethodPost {
-						caller = svcBob // only service_role may call it; it is global, not A's
+					if !RoleAllowed(op.OperationID, tenant.RoleAuthenticated) {
+						caller = svcBob // only service_role may call it
 					}
 					r := caller.do(method, url, body)
 					switch {

@@ -34,6 +34,22 @@ func DenyIfNoViewer() privacy.QueryMutationRule {
 	})
 }
 
+// DenyIfNoGlobalViewer is DenyIfNoViewer for a global entity, whose rows no
+// tenant owns (system health): it also admits a service_role viewer bound
+// to no tenant.
+func DenyIfNoGlobalViewer() privacy.QueryMutationRule {
+	return privacy.ContextQueryMutationRule(func(ctx context.Context) error {
+		v, ok := tenant.FromContext(ctx)
+		if !ok {
+			return privacy.Denyf("no viewer in context")
+		}
+		if !v.System && v.TenantID == uuid.Nil && !v.IsServiceRole() {
+			return privacy.Denyf("viewer has no tenant")
+		}
+		return privacy.Skip
+	})
+}
+
 // AllowIfSystem allows the system viewer everything the rules after it
 // would otherwise filter.
 func AllowIfSystem() privacy.QueryMutationRule {

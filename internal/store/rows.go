@@ -23,6 +23,18 @@ import (
 // checked to name steps of their run. The writers then only write them:
 // insertRunPostgres in one statement, insertRows with ent's builders.
 
+// MaxItems is the most steps, and the most tool calls, one write to a run
+// may carry (SPEC 13); more is an InvalidArgument naming the list.
+const MaxItems = 1000
+
+// checkItems refuses a list of more than MaxItems items.
+func checkItems(list string, n int) error {
+	if n > MaxItems {
+		return derrors.Field(list, "may hold at most %d items in one request; this one holds %d", MaxItems, n)
+	}
+	return nil
+}
+
 // runRows are the rows of one write to a run, ready to be written.
 type runRows struct {
 	run   *ent.AgentRun // nil when the write appends to a stored run
@@ -47,18 +59,19 @@ func newRowBuilder(tenantID, runID uuid.UUID) *rowBuilder {
 	return &rowBuilder{tenantID: tenantID, runID: runID, created: now()}
 }
 
-// check records err, when there is one, as a fault of the field name of
-// the run, or of item i of list ("steps" or "toolCalls") when list is not
-// empty. The field's path is only formatted for a fault.
-func (b *rowBuilder) check(list string, i int, name string, err error) {
+// check records err, when there is one, as the refusal of a generated
+// validator of table.column, a fault of the run's field or, when list is
+// not empty, of item i of list ("steps" or "toolCalls"). The field's path
+// is only formatted for a fault.
+func (b *rowBuilder) check(table, list string, i int, column string, err error) {
 	if err == nil {
 		return
 	}
-	field := name
+	field := jsonName(column)
 	if list != "" {
-		field = fmt.Sprintf("%s[%d].%s", list, i, name)
+		field = fmt.Sprintf("%s[%d].%s", list, i, field)
 	}
-	b.errs = append(b.errs, derrors.Detail{Field: field, Message: err.Error()})
+	b.errs = append(b.errs, derrors.Detail{Field: field, Message: refusal(table, column, err)})
 }
 
 // newRunRows builds the rows of the run in describes: the run, its steps
@@ -67,6 +80,12 @@ func (b *rowBuilder) check(list string, i int, name string, err error) {
 func newRunRows(ctx context.Context, in NewRun) (*runRows, error) {
 	tenantID, err := viewerTenant(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkItems("steps", len(in.Steps)); err != nil {
+		return nil, err
+	}
+	if err := checkItems("toolCalls", len(in.ToolCalls)); err != nil {
 		return nil, err
 	}
 	status := agentrun.StatusQueued
@@ -87,9 +106,9 @@ func newRunRows(ctx context.Context, in NewRun) (*runRows, error) {
 		AgentName: in.AgentName, Status: status, Input: in.Input, Metadata: in.Metadata,
 		Model: in.Model, UserID: in.UserID, ParentRunID: in.ParentRunID, StartedAt: startedAt,
 	}
-	b.check("", 0, "agentName", agentrun.AgentNameValidator(run.AgentName))
+	b.check(agentrun.Table, "", 0, agentrun.FieldAgentName, agentrun.AgentNameValidator(run.AgentName))
 	if run.Model != nil {
-		b.check("", 0, "model", agentrun.ModelValidator(*run.Model))
+		b.check(agentrun.Table, "", 0, agentrun.FieldModel, agentrun.ModelValidator(*run.Model))
 	}
 	b.rows.run = run
 	steps, err := b.addSteps(in.Steps, 0, nil)
@@ -150,11 +169,11 @@ func (b *rowBuilder) addSteps(in []NewStep, last int, stored map[int]*ent.AgentS
 		if st.Status == "" {
 			st.Status = agentstep.DefaultStatus
 		}
-		b.check("steps", i, "seq", agentstep.SeqValidator(st.Seq))
-		b.check("steps", i, "type", agentstep.TypeValidator(st.Type))
-		b.check("steps", i, "status", agentstep.StatusValidator(st.Status))
+		b.check(agentstep.Table, "steps", i, agentstep.FieldSeq, agentstep.SeqValidator(st.Seq))
+		b.check(agentstep.Table, "steps", i, agentstep.FieldType, agentstep.TypeValidator(st.Type))
+		b.check(agentstep.Table, "steps", i, agentstep.FieldStatus, agentstep.StatusValidator(st.Status))
 		if st.Name != nil {
-			b.check("steps", i, "name", agentstep.NameValidator(*st.Name))
+			b.check(agentstep.Table, "steps", i, agentstep.FieldName, agentstep.NameValidator(*st.Name))
 		}
 		b.rows.steps = append(b.rows.steps, st)
 		out[i] = st
@@ -171,13 +190,13 @@ func (b *rowBuilder) addToolCalls(in []NewToolCall, ofRun map[uuid.UUID]bool) {
 			ToolName: c.ToolName, Arguments: c.Arguments, Result: c.Result, Status: toolcall.Status(c.Status),
 			Error: c.Error, DurationMs: c.DurationMs, StartedAt: utc(c.StartedAt), EndedAt: utc(c.EndedAt),
 		}
-		b.check("toolCalls", i, "toolName", toolcall.ToolNameValidator(tc.ToolName))
-		b.check("toolCalls", i, "status", toolcall.StatusValidator(tc.Status))
+		b.check(toolcall.Table, "toolCalls", i, toolcall.FieldToolName, toolcall.ToolNameValidator(tc.ToolName))
+		b.check(toolcall.Table, "toolCalls", i, toolcall.FieldStatus, toolcall.StatusValidator(tc.Status))
 		if tc.DurationMs != nil {
-			b.check("toolCalls", i, "durationMs", toolcall.DurationMsValidator(*tc.DurationMs))
+			b.check(toolcall.Table, "toolCalls", i, toolcall.FieldDurationMs, toolcall.DurationMsValidator(*tc.DurationMs))
 		}
 		if tc.StepID != nil && !ofRun[*tc.StepID] {
-			b.check("toolCalls", i, "stepId", errNotAStepOfRun)
+			b.errs = append(b.errs, derrors.Detail{Field: fmt.Sprintf("toolCalls[%d].stepId", i), Message: errNotAStepOfRun.Error()})
 		}
 		b.rows.calls = append(b.rows.calls, tc)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/agentstore/agentstore/ent"
+	"github.com/agentstore/agentstore/ent/agentstep"
+	"github.com/agentstore/agentstore/ent/toolcall"
 )
 
 // insertRows writes rows inside tx with ent's builders, one statement per
@@ -55,7 +57,10 @@ func insertRows(ctx context.Context, tx *ent.Tx, rows *runRows) error {
 			}
 			builders[i] = b
 		}
-		if err := tx.AgentStep.CreateBulk(builders...).Exec(ctx); err != nil {
+		err := inChunks(len(builders), len(agentstep.Columns), func(lo, hi int) error {
+			return tx.AgentStep.CreateBulk(builders[lo:hi]...).Exec(ctx)
+		})
+		if err != nil {
 			return err
 		}
 	}
@@ -82,11 +87,33 @@ func insertRows(ctx context.Context, tx *ent.Tx, rows *runRows) error {
 			}
 			builders[i] = b
 		}
-		if err := tx.ToolCall.CreateBulk(builders...).Exec(ctx); err != nil {
+		err := inChunks(len(builders), len(toolcall.Columns), func(lo, hi int) error {
+			return tx.ToolCall.CreateBulk(builders[lo:hi]...).Exec(ctx)
+		})
+		if err != nil {
 			return err
 		}
 	}
 	return insertAudit(ctx, tx, rows.audit)
+}
+
+// maxParams is the most bind parameters one statement may carry on both
+// backends: SQLite's SQLITE_MAX_VARIABLE_NUMBER (32766); PostgreSQL's
+// extended protocol allows 65535.
+const maxParams = 32766
+
+// inChunks calls write with consecutive ranges [lo, hi) of n rows of cols
+// columns each, every range small enough for one multi-row INSERT. A
+// batch of MaxItems rows is one range; the chunks keep a larger one, or a
+// wider table, within the limit.
+func inChunks(n, cols int, write func(lo, hi int) error) error {
+	size := max(maxParams/cols, 1)
+	for lo := 0; lo < n; lo += size {
+		if err := write(lo, min(lo+size, n)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // insertAudit writes the audit row a inside tx.

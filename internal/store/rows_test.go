@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 
@@ -8,6 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentstore/agentstore/ent"
+	"github.com/agentstore/agentstore/ent/agentstep"
 	"github.com/agentstore/agentstore/internal/derrors"
 )
 
@@ -102,4 +105,57 @@ func TestAppendsAreAudited(t *testing.T) {
 		require.NoError(t, json.Unmarshal(logs[0].Changes, &changes))
 		assert.Equal(t, map[string]any{"agentName": "a", "status": "running", "steps": 0.0, "toolCalls": 0.0}, changes)
 	})
+}
+
+// Lists longer than MaxItems are refused before anything is written, and
+// the rows of a batch too large for one statement on SQLite (more than
+// maxParams bind parameters) are written in chunks on both backends.
+func TestItemLimitsAndChunkedWrites(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx, _ := asTenant(t)
+		tooMany := newRun(MaxItems + 1)
+		_, err := s.Runs.Create(ctx, tooMany)
+		require.ErrorIs(t, err, derrors.InvalidArgument)
+		var de *derrors.Error
+		require.ErrorAs(t, err, &de)
+		assert.Equal(t, "steps", de.Details[0].Field)
+
+		run, err := s.Runs.Create(ctx, newRun(MaxItems))
+		require.NoError(t, err, "the maximum is allowed")
+		_, err = s.Runs.AppendSteps(ctx, run.ID, make([]NewStep, MaxItems+1))
+		require.ErrorAs(t, err, &de)
+		assert.Equal(t, "steps", de.Details[0].Field)
+		_, err = s.Runs.AppendToolCalls(ctx, run.ID, make([]NewToolCall, MaxItems+1))
+		require.ErrorAs(t, err, &de)
+		assert.Equal(t, "toolCalls", de.Details[0].Field)
+
+		// Past the limit, by the row builder directly: 3 chunks of steps.
+		n := 2*maxParams/len(agentstep.Columns) + 7
+		b := newRowBuilder(run.TenantID, run.ID)
+		in := make([]NewStep, n)
+		for i := range in {
+			in[i] = NewStep{Type: "bulk"}
+		}
+		_, err = b.addSteps(in, MaxItems, nil)
+		require.NoError(t, err)
+		require.NoError(t, b.addAudit(ctx, "step.append", nil))
+		rows, err := b.done()
+		require.NoError(t, err)
+		require.Greater(t, n*len(agentstep.Columns), maxParams)
+		require.NoError(t, s.WithTx(ctx, func(ctx context.Context, tx *ent.Tx) error { return insertRows(ctx, tx, rows) }))
+		steps, err := s.Runs.ListSteps(ctx, run.ID)
+		require.NoError(t, err)
+		assert.Len(t, steps, MaxItems+n)
+	})
+}
+
+func TestInChunks(t *testing.T) {
+	var got [][2]int
+	size := maxParams / 10
+	require.NoError(t, inChunks(2*size+3, 10, func(lo, hi int) error { got = append(got, [2]int{lo, hi}); return nil }))
+	assert.Equal(t, [][2]int{{0, size}, {size, 2 * size}, {2 * size, 2*size + 3}}, got)
+	got = nil
+	require.NoError(t, inChunks(0, 13, func(lo, hi int) error { got = append(got, [2]int{lo, hi}); return nil }))
+	assert.Empty(t, got)
+	assert.LessOrEqual(t, MaxItems*len(agentstep.Columns), maxParams, "a batch of the maximum is one statement")
 }

@@ -375,6 +375,9 @@ func (r *Runs) AppendSteps(ctx context.Context, id uuid.UUID, in []NewStep) (_ [
 	if len(in) == 0 {
 		return nil, derrors.Field("steps", "must not be empty")
 	}
+	if err := checkItems("steps", len(in)); err != nil {
+		return nil, err
+	}
 	var out []*ent.AgentStep
 	err = r.s.WithTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
 		run, err := r.lockRun(ctx, tx, id)
@@ -526,6 +529,9 @@ func (r *Runs) AppendToolCalls(ctx context.Context, id uuid.UUID, in []NewToolCa
 	defer derrors.Wrap(&err, "Runs.AppendToolCalls(%s)", id)
 	if len(in) == 0 {
 		return nil, derrors.Field("toolCalls", "must not be empty")
+	}
+	if err := checkItems("toolCalls", len(in)); err != nil {
+		return nil, err
 	}
 	var out []*ent.ToolCall
 	err = r.s.WithTx(ctx, func(ctx context.Context, tx *ent.Tx) error {

@@ -275,12 +275,7 @@ func translate(err error) error {
 	case ent.IsValidationError(err):
 		var verr *ent.ValidationError
 		errors.As(err, &verr)
-		return &derrors.Error{
-			Category: derrors.InvalidArgument,
-			Message:  err.Error(),
-			Details:  []derrors.Detail{{Field: verr.Name, Message: errors.Unwrap(verr).Error()}},
-			Cause:    err,
-		}
+		return fromValidation(verr)
 	case errors.Is(err, policy.ErrTenantMismatch):
 		return &derrors.Error{Category: derrors.InvalidArgument, Message: "tenantId may not name another tenant", Cause: err}
 	case errors.Is(err, privacy.Deny):

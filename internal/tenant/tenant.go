@@ -9,9 +9,14 @@ import (
 	"github.com/google/uuid"
 )
 
-// RoleServiceRole is the Supabase role that may act for any tenant named in
-// the request; it is also the only role allowed to record system health.
-const RoleServiceRole = "service_role"
+// The Supabase roles a token may carry that the API accepts.
+const (
+	// RoleServiceRole is the Supabase role that may act for any tenant named
+	// in the request, and call every operation.
+	RoleServiceRole = "service_role"
+	// RoleAuthenticated is the role of a signed-in end user of one tenant.
+	RoleAuthenticated = "authenticated"
+)
 
 // Viewer is who a call acts as: a tenant's user, or the system itself (the
 // migration tool, the health prober). The zero Viewer is nobody.

@@ -1,6 +1,6 @@
 // health.ts: each component's latest status and its history (/ui/health),
 // as a strip of checks where each status has its own symbol and pattern.
-import type { Health } from "./api.ts";
+import type { Health } from "../../clients/typescript/src/index.ts";
 import { badge, h, s, when } from "./dom.ts";
 import type { Page } from "./main.ts";
 

@@ -1,6 +1,6 @@
 // main.ts: sign-in, the header and the router of the run viewer (/ui).
-import { AgentstoreError, createClient } from "./api.ts";
-import type { AgentstoreClient } from "./api.ts";
+import { AgentstoreError, createClient } from "../../clients/typescript/src/index.ts";
+import type { AgentstoreClient } from "../../clients/typescript/src/index.ts";
 import { h } from "./dom.ts";
 import { healthPage } from "./health.ts";
 import { runPage } from "./run.ts";
@@ -97,12 +97,9 @@ function start() {
   client = createClient({
     baseUrl: base,
     getToken: () => token,
-    realtime: {
-      onError: () => ctx.live("connecting"),
-      onOpen: () => {
-        if (liveEl.dataset.state === "connecting") ctx.live("live");
-      },
-    },
+    // The client reports a dropped socket through onError; the next event
+    // or confirmed subscription says it is back (pages call ctx.live).
+    realtime: { onError: () => ctx.live("connecting") },
   });
   const c = claims(token);
   const navLinks = [

@@ -3,8 +3,8 @@
 // virtualised so that 20,000 steps keep the DOM small; a detail pane shows
 // the selected row's input, output and error. New steps, tool calls and
 // child runs arrive over the WebSocket, resumed with `since` after a drop.
-import { stepsPage } from "./api.ts";
-import type { Run, Step, ToolCall } from "./api.ts";
+import type { Run, Step, ToolCall } from "../../clients/typescript/src/index.ts";
+import { stepsPage } from "./steps.ts";
 import { badge, between, block, duration, errorBox, h, icon, kids, shortId, when } from "./dom.ts";
 import type { Page } from "./main.ts";
 
@@ -460,12 +460,14 @@ export const runPage: Page = (main, ctx, params) => {
   // events that arrive while the REST reads run are applied after them.
   const runSub = ctx.client.realtime.subscribe<any>(
     `run:${id}`,
-    (e) =>
+    (e) => {
+      ctx.live("live");
       apply(() => {
         if (e.event === "step.appended") addStep(e.data as Step);
         else if (e.event === "toolcall.recorded") calls.set(e.data.id, e.data as ToolCall);
         else if (e.event === "run.updated" || e.event === "run.created") run = e.data as Run;
-      }),
+      });
+    },
     { onResync: () => void reload(), onError: (err) => ctx.failed(new Error(`live updates: ${err.message}`)) },
   );
   const runsSub = ctx.client.realtime.subscribe<Run>("runs", (e) => {

@@ -1,6 +1,6 @@
 // runs.ts: the runs list (/ui/): filters by status, agent and time, new
 // runs appear live, arrow keys move through the rows.
-import type { Run, RunFilter, RunStatus } from "./api.ts";
+import type { Run, RunFilter, RunStatus } from "../../clients/typescript/src/index.ts";
 import { ago, badge, between, duration, h, shortId, when } from "./dom.ts";
 import type { Page } from "./main.ts";
 
@@ -168,6 +168,7 @@ export const runsPage: Page = (main, ctx) => {
   const sub = ctx.client.realtime.subscribe<Run>(
     "runs",
     (e) => {
+      ctx.live("live");
       const run = e.data;
       if (e.event === "run.created" && matches(run) && !rows.has(run.id)) {
         const tr = row(run);

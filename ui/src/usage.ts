@@ -1,5 +1,5 @@
 // usage.ts: tokens and cost per day and per model (/ui/usage).
-import type { UsageSummary } from "./api.ts";
+import type { UsageSummary } from "../../clients/typescript/src/index.ts";
 import { barChart } from "./chart.ts";
 import { h } from "./dom.ts";
 import type { Page } from "./main.ts";
