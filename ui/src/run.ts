@@ -478,7 +478,10 @@ export const runPage: Page = (main, ctx, params) => {
       });
   });
   ctx.live("connecting");
-  void Promise.all([runSub.ready, runsSub.ready]).then(() => ctx.live("live"));
+  // ready also resolves when a subscription ends: only a live page says live.
+  void Promise.all([runSub.ready, runsSub.ready]).then(() => {
+    if (!stopped) ctx.live("live");
+  });
 
   // Steps come page by page: the first small page paints at once, the
   // rest follows in large pages.

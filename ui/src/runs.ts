@@ -190,8 +190,13 @@ export const runsPage: Page = (main, ctx) => {
     },
     { onResync: () => void load(true) },
   );
-  void sub.ready.then(() => ctx.live("live"));
+  // ready also resolves when the subscription ends: only a live page says live.
+  let stopped = false;
+  void sub.ready.then(() => {
+    if (!stopped) ctx.live("live");
+  });
   return () => {
+    stopped = true;
     clearTimeout(debounce);
     sub.unsubscribe();
     ctx.live("offline");
