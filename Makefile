@@ -4,11 +4,12 @@ BIN      := bin/agentstore
 SERVICES := scripts/services.sh
 PKGS     := ./...
 
-.PHONY: run build test fuzz soak unit lint generate check-generate migrate-diff migrate-hash migrate-lint migrate-lint-all bench fuzz clean ts-deps ts-generate ts-check ts-test ts-bench
+.PHONY: run build test fuzz soak unit lint generate check-generate ui check-ui migrate-diff migrate-hash migrate-lint migrate-lint-all bench fuzz clean ts-deps ts-generate ts-check ts-test ts-bench
 
-## run: start the service on the embedded default (SQLite, in-process limiter and hub)
-run:
-	$(GO) run ./cmd/server serve
+## run: start the service on the embedded default (SQLite, in-process limiter and hub), with demo data on an empty database
+run: build
+	$(BIN) seed --demo --if-empty
+	$(BIN) serve
 
 ## build: build the one binary into bin/agentstore
 build:
@@ -18,7 +19,7 @@ build:
 FUZZ := ./internal/auth:FuzzVerify ./internal/httpapi:FuzzDecodeCreateRun ./internal/httpapi:FuzzAPI ./internal/httpapi:FuzzDecodeIngestItem ./internal/otlp:FuzzDecode
 
 ## test: every test (unit, integration on real PostgreSQL and Redis, end-to-end on the built binary), with -race, then a short fuzz run
-test: check-generate lint build
+test: check-generate check-ui lint build
 	AGENTSTORE_BIN=$(CURDIR)/$(BIN) $(SERVICES) -- $(GO) test -race -count=1 -timeout 14m $(PKGS)
 	@$(MAKE) --no-print-directory ts-test
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=10s
@@ -42,6 +43,14 @@ generate:
 ## check-generate: fail when the committed ent/ differs from what ent/schema generates
 check-generate:
 	@scripts/check-generated.sh
+
+## ui: rebuild the run viewer's bundle (internal/webui/assets) from ui/src with esbuild; commit the result
+ui:
+	cd ui && npm ci --no-audit --no-fund --loglevel=error && npx --no-install tsc -p tsconfig.json --noEmit && node build.mjs
+
+## check-ui: fail when the committed bundle differs from what ui/src builds, or the TypeScript does not type-check
+check-ui:
+	@scripts/check-ui.sh
 
 # TS is the TypeScript client, @agentstore/client; npm installs its pinned
 # tools (openapi-typescript, tsc, Redocly CLI, ws, Deno) from its lockfile.

@@ -3,7 +3,7 @@
 #
 #   scripts/services.sh [--durable] -- CMD [ARGS...]
 #
-# Installs the Debian packages (PostgreSQL, Redis, pgbouncer, npm) when missing, starts both
+# Installs the Debian packages (PostgreSQL, Redis, pgbouncer, npm, Chromium) when missing, starts both
 # servers on free loopback ports under a temporary directory, exports
 #   AGENTSTORE_TEST_PG_URL     superuser URL of the maintenance database
 #   AGENTSTORE_TEST_REDIS_URL  redis://127.0.0.1:PORT/0
@@ -32,6 +32,8 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
 # npm installs squawk and PostgreSQL 17 for the tests (into .cache/).
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# The run viewer's browser test drives Debian's Chromium (headless).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "services: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

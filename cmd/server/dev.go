@@ -78,7 +78,7 @@ func printDevToken(cfg config.Config, stdout io.Writer, base string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "development token (tenant %s, valid 24h):\n  %s\ntry:\n  curl -H 'Authorization: Bearer %s' %s/v1/runs\n", tenantID, tok, tok, base)
+	fmt.Fprintf(stdout, "development token (tenant %s, valid 24h):\n  %s\ntry:\n  curl -H 'Authorization: Bearer %s' %s/v1/runs\nrun viewer:\n  %s/ui/#token=%s\n", tenantID, tok, tok, base, base, tok)
 	return nil
 }
 

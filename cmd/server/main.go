@@ -1,6 +1,7 @@
 // Command server is agentstore's one binary: the API server (`serve`, the
-// default), the migration tool (`migrate apply|status`), the legacy import,
-// token minting, one retention pass (`retention run`) and the export.
+// default, with the run viewer under /ui), the migration tool (`migrate
+// apply|status`), the legacy import, token minting, the demo seed, one
+// retention pass (`retention run`) and the export.
 package main
 
 import (
@@ -34,6 +35,7 @@ import (
 	"github.com/agentstore/agentstore/internal/ratelimit"
 	"github.com/agentstore/agentstore/internal/realtime"
 	"github.com/agentstore/agentstore/internal/store"
+	"github.com/agentstore/agentstore/internal/webui"
 	"github.com/agentstore/agentstore/migrations"
 )
 
@@ -56,6 +58,8 @@ commands:
                    one retention pass (RETENTION_DAYS): delete expired runs, print what went
   export --tenant UUID [--from T] [--to T] --out FILE
                    write a tenant's runs as NDJSON (.gz: gzip); resumes after a crash
+  seed --demo [--tenant UUID] [--if-empty] [--large-run-steps N]
+                   fill a tenant with demo runs, usage and health; print a /ui sign-in link
 
 Configuration comes from the environment; see README.md.
 `
@@ -103,6 +107,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return retentionCommand(ctx, cfg, args[1:], log, stdout, stderr)
 	case cmd == "export":
 		return exportCommand(ctx, cfg, args[1:], log, stdout, stderr)
+	case cmd == "seed":
+		return seed(ctx, cfg, args[1:], log, stdout, stderr)
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -251,12 +257,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		log.Warn("HTTP rate limiting is disabled (RATE_LIMIT_DISABLED=true)")
 		limiter = nil
 	}
+	ui, err := webui.New()
+	if err != nil {
+		return fmt.Errorf("run viewer assets: %w", err)
+	}
 	lcMetrics := lifecycle.NewMetrics(reg)
 	eraser := lifecycle.NewEraser(st, lifecycle.Pace{}, 0, log, lcMetrics)
 	api := httpapi.New(httpapi.Deps{
 		Log: log, Store: st, Auth: verifier, Registry: reg, Ready: countReadiness(reg, ready),
 		Limiter: limiter, TrustedProxies: cfg.TrustedProxies, Events: hub, CORSAllowedOrigins: cfg.CORSAllowedOrigins,
-		WebSocket: hub.Endpoint(verifier, runChecker{st}, eventLimiter), Erasures: eraser,
+		WebSocket: hub.Endpoint(verifier, runChecker{st}, eventLimiter), Erasures: eraser, UI: ui,
 	})
 	prober := &health.Prober{
 		Store: st, Interval: healthInterval, Retention: healthRetention, Log: log, Checks: checks,

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,6 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentstore/agentstore/internal/markdown"
+	"github.com/agentstore/agentstore/internal/store"
+	"github.com/agentstore/agentstore/internal/webui"
 )
 
 // readme returns the repository's README.
@@ -136,7 +139,7 @@ func TestReadmeListsEveryCommand(t *testing.T) {
 			served[commandWords(cmd)] = true
 		}
 	}
-	for _, cmd := range []string{"retention run", "export", "rollups rebuild", "rollups verify"} {
+	for _, cmd := range []string{"retention run", "export", "rollups rebuild", "rollups verify", "seed"} {
 		require.Contains(t, served, cmd)
 	}
 	for cmd := range served {
@@ -145,4 +148,77 @@ func TestReadmeListsEveryCommand(t *testing.T) {
 	for cmd := range documented {
 		assert.True(t, served[cmd], "README documents `agentstore %s`, which the usage does not list", cmd)
 	}
+}
+
+// TestSeedDemoCommand runs `seed --demo` on an empty embedded database:
+// it prints the tenant and a /ui link with a token of it, a second run
+// with --if-empty writes nothing, and the server started on that data
+// directory serves the demo runs to that token.
+func TestSeedDemoCommand(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := []string{"DATA_DIR=" + dir, "ADDR=127.0.0.1:8089"}
+	out, err := command(t, env, "seed", "--demo", "--if-empty")
+	require.NoError(t, err, out)
+	m := regexp.MustCompile(`(?m)^tenant: ([0-9a-f-]{36})$`).FindStringSubmatch(out)
+	require.NotNil(t, m, out)
+	link := regexp.MustCompile(`http://127\.0\.0\.1:8089/ui/#token=(eyJ[A-Za-z0-9_.-]+)`).FindStringSubmatch(out)
+	require.NotNil(t, link, out)
+	tenantBytes, err := os.ReadFile(dir + "/" + devTenantFile)
+	require.NoError(t, err)
+	assert.Equal(t, strings.TrimSpace(string(tenantBytes)), m[1], "the development tenant by default")
+
+	again, err := command(t, env, "seed", "--demo", "--if-empty")
+	require.NoError(t, err, again)
+	assert.Contains(t, again, "not seeded")
+
+	_, err = command(t, env, "seed")
+	require.Error(t, err, "seed needs --demo")
+
+	s := start(t, "DATA_DIR="+dir)
+	code, body := s.call(t, "GET", "/v1/runs?limit=200", link[1], "")
+	require.Equal(t, 200, code, body)
+	assert.Contains(t, body, `"agentName":"research-assistant"`)
+	assert.Contains(t, body, `"status":"failed"`)
+	code, body = s.call(t, "GET", "/v1/runs?limit=1", s.devToken, "")
+	require.Equal(t, 200, code, body)
+	assert.NotContains(t, body, `"data":[]`, "serve's development token sees the demo tenant")
+}
+
+// TestReadmeMakeTargets keeps the README and the Makefile in step: every
+// `make X` the README names exists, and every documented target (a "## X:"
+// comment) is named in the README.
+func TestReadmeMakeTargets(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	makefile, err := os.ReadFile("../../Makefile")
+	require.NoError(t, err)
+	targets := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^([a-z][a-z0-9-]*):`).FindAllStringSubmatch(string(makefile), -1) {
+		targets[m[1]] = true
+	}
+	named := map[string]bool{}
+	for _, m := range regexp.MustCompile("make ([a-z][a-z0-9-]*)").FindAllStringSubmatch(string(readme), -1) {
+		named[m[1]] = true
+		assert.True(t, targets[m[1]], "README names `make %s`, which the Makefile does not define", m[1])
+	}
+	for _, m := range regexp.MustCompile(`(?m)^## ([a-z][a-z0-9-]*):`).FindAllStringSubmatch(string(makefile), -1) {
+		assert.True(t, named[m[1]], "README does not document `make %s`", m[1])
+	}
+}
+
+// TestReadmeRunViewer keeps the README's run viewer section true: the
+// policy it quotes is the one the handler sends, and the page size it
+// names is the store's.
+func TestReadmeRunViewer(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(b), "## Run viewer\n")
+	require.True(t, ok)
+	section, _, _ = strings.Cut(section, "\n## ")
+	text := strings.Join(strings.Fields(section), " ")
+	assert.Contains(t, text, "`"+webui.ContentSecurityPolicy+"`")
+	assert.Contains(t, text, "up to "+strconv.Itoa(store.MaxStepPage)+" a page")
+	assert.Contains(t, text, "`"+"TestRunViewerInBrowser"+"`")
+	assert.Contains(t, text, "`WS_ALLOWED_ORIGINS`")
 }

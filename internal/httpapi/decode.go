@@ -292,6 +292,20 @@ func (q *query) time(name string) time.Time {
 	return t
 }
 
+// uuid reads an optional UUID parameter; absent is nil.
+func (q *query) uuid(name string) *uuid.UUID {
+	s := q.c.QueryParam(name)
+	if s == "" {
+		return nil
+	}
+	id, err := uuid.Parse(s)
+	if err != nil {
+		q.errs = append(q.errs, derrors.Detail{Field: name, Message: "must be a UUID"})
+		return nil
+	}
+	return &id
+}
+
 func (q *query) int(name string) int {
 	s := q.c.QueryParam(name)
 	if s == "" {

@@ -89,6 +89,7 @@ func (h *handlers) listRuns(c echo.Context) error {
 		AgentName:     q.str("agentName"),
 		CreatedAfter:  q.time("createdAfter"),
 		CreatedBefore: q.time("createdBefore"),
+		ParentRunID:   q.uuid("parentRunId"),
 		Page:          store.Page{Limit: q.limit(), Cursor: q.str("cursor")},
 	}
 	if err := q.err(); err != nil {
@@ -204,10 +205,31 @@ func asWritten(err error, list string, batch bool) error {
 	return &out
 }
 
+// defaultStepPage is the page size of GET /v1/runs/{id}/steps with a
+// cursor and no limit.
+const defaultStepPage = 1000
+
 func (h *handlers) listSteps(c echo.Context) error {
 	id, err := pathID(c, "id")
 	if err != nil {
 		return err
+	}
+	// Without limit or cursor, every step at once, as before paging
+	// existed; with either, one page of at most limit (default 1000).
+	if c.QueryParam("limit") != "" || c.QueryParam("cursor") != "" {
+		q := query{c: c}
+		limit := defaultStepPage
+		if c.QueryParam("limit") != "" {
+			limit = q.int("limit")
+		}
+		if err := q.err(); err != nil {
+			return err
+		}
+		steps, next, err := h.st.Runs.ListStepsPage(c.Request().Context(), id, limit, q.str("cursor"))
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, page(steps, toStep, next))
 	}
 	steps, err := h.st.Runs.ListSteps(c.Request().Context(), id)
 	if err != nil {

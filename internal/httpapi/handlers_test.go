@@ -202,6 +202,17 @@ func TestListPagination(t *testing.T) {
 		c.do("GET", "/v1/runs?createdAfter="+time.Now().Add(time.Hour).UTC().Format(time.RFC3339), nil).json(t, &none)
 		assert.Empty(t, none.Data)
 		assert.NotNil(t, none.Data, "an empty page is [] not null")
+
+		var parent, child Run
+		c.do("POST", "/v1/runs", map[string]any{"agentName": "parent"}).json(t, &parent)
+		c.do("POST", "/v1/runs", map[string]any{"agentName": "child", "parentRunId": parent.ID}).json(t, &child)
+		var children List[Run]
+		c.do("GET", "/v1/runs?parentRunId="+parent.ID.String(), nil).json(t, &children)
+		require.Len(t, children.Data, 1, "only the parent's children")
+		assert.Equal(t, child.ID, children.Data[0].ID)
+		var orphans List[Run]
+		c.do("GET", "/v1/runs?parentRunId="+child.ID.String(), nil).json(t, &orphans)
+		assert.Empty(t, orphans.Data)
 	})
 }
 
@@ -447,4 +458,59 @@ func TestStoreErrorsNameTheOperationInTheLogOnly(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, r.status)
 	r.json(t, &body)
 	assert.Equal(t, "not found", body.Message)
+}
+
+func TestListStepsPages(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, a *api) {
+		c := a.user()
+		var run Run
+		c.do("POST", "/v1/runs", map[string]any{"agentName": "pages", "status": "running"}).json(t, &run)
+		path := "/v1/runs/" + run.ID.String() + "/steps"
+		var steps []map[string]any
+		for i := 0; i < 25; i++ {
+			steps = append(steps, map[string]any{"type": "llm"})
+		}
+		c.do("POST", path, map[string]any{"steps": steps})
+
+		var all List[Step]
+		c.do("GET", path, nil).json(t, &all)
+		require.Len(t, all.Data, 25, "without limit or cursor, every step")
+		assert.Nil(t, all.NextCursor)
+
+		var seqs []int
+		next := path + "?limit=10"
+		for pages := 0; next != ""; pages++ {
+			require.Less(t, pages, 4)
+			var p List[Step]
+			c.do("GET", next, nil).json(t, &p)
+			for _, s := range p.Data {
+				seqs = append(seqs, s.Seq)
+			}
+			next = ""
+			if p.NextCursor != nil {
+				next = path + "?limit=10&cursor=" + *p.NextCursor
+			}
+		}
+		require.Len(t, seqs, 25)
+		for i, s := range seqs {
+			assert.Equal(t, i+1, s, "by seq, no gap, no repeat")
+		}
+
+		// The last page's cursor picks up steps appended later.
+		var first List[Step]
+		c.do("GET", path+"?limit=25", nil).json(t, &first)
+		require.Nil(t, first.NextCursor, "no more steps yet")
+		var p List[Step]
+		c.do("GET", path+"?limit=10", nil).json(t, &p)
+		var rest List[Step]
+		c.do("GET", path+"?cursor="+*p.NextCursor, nil).json(t, &rest)
+		assert.Len(t, rest.Data, 15, "a cursor without limit reads up to 1000")
+
+		for _, bad := range []string{"?limit=0", "?limit=5001", "?limit=x", "?cursor=garbage", "?limit=5&cursor=c2VxOi0x"} {
+			r := c.do("GET", path+bad, nil)
+			assert.Equal(t, 400, r.status, bad)
+			assert.Equal(t, "INVALID_ARGUMENT", r.errCode(t), bad)
+		}
+		assert.Equal(t, 404, a.user().do("GET", path+"?limit=5", nil).status, "another tenant's run")
+	})
 }

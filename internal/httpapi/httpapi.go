@@ -52,6 +52,10 @@ type Deps struct {
 	// passes through the same middleware as every /v1 route; nil leaves
 	// the route out.
 	WebSocket WebSocket
+	// UI serves the run viewer under /ui (GET and HEAD, no token: the
+	// page signs in itself); nil leaves it out. Its static assets are
+	// not rate limited, like /healthz.
+	UI http.Handler
 }
 
 // WebSocket accepts WebSocket connections; *realtime.Endpoint is one.
@@ -115,6 +119,14 @@ func New(d Deps) *echo.Echo {
 	if d.WebSocket != nil {
 		// The one route whose token may come in the query string.
 		add(http.MethodGet, "/v1/ws", "openWebSocket", acceptWebSocket(d.WebSocket), true)
+	}
+
+	if d.UI != nil {
+		ui := echo.WrapHandler(d.UI)
+		for _, p := range []string{"/ui", "/ui/*"} {
+			e.GET(p, ui)
+			e.HEAD(p, ui)
+		}
 	}
 
 	h := &handlers{st: d.Store, events: d.Events, log: d.Log, erasures: d.Erasures}

@@ -560,6 +560,8 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		u.bad(400, "GET", "/v1/runs?limit=ten", nil)
 		u.bad(400, "GET", "/v1/runs?status=done", nil)
 		u.bad(400, "GET", "/v1/runs?createdAfter=yesterday", nil)
+		u.do(200, "GET", "/v1/runs?parentRunId="+run.ID.String(), nil)
+		u.bad(400, "GET", "/v1/runs?parentRunId=not-a-uuid", nil)
 
 		// GET /v1/runs/{id}.
 		u.do(200, "GET", "/v1/runs/"+run.ID.String(), nil)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"strconv"
+	"strings"
 	"time"
 
 	entsql "entgo.io/ent/dialect/sql"
@@ -54,6 +56,24 @@ func (p Page) parse() (limit int, after *cursor, err error) {
 		return 0, nil, derrors.Field("cursor", "is not a cursor this service returned")
 	}
 	return limit, &c, nil
+}
+
+// encodeSeqCursor is the cursor of a page of steps that ends at seq.
+func encodeSeqCursor(seq int) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("seq:" + strconv.Itoa(seq)))
+}
+
+func decodeSeqCursor(c string) (int, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, false
+	}
+	rest, ok := strings.CutPrefix(string(b), "seq:")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest)
+	return n, err == nil && n >= 0
 }
 
 func descending() entsql.OrderTermOption { return entsql.OrderDesc() }

@@ -234,7 +234,9 @@ type RunFilter struct {
 	AgentName     string
 	CreatedAfter  time.Time
 	CreatedBefore time.Time
-	Page          Page
+	// ParentRunID, when set, selects the child runs of that run.
+	ParentRunID *uuid.UUID
+	Page        Page
 }
 
 // List returns one page of the tenant's runs, newest first, and the cursor
@@ -259,6 +261,9 @@ func (r *Runs) List(ctx context.Context, f RunFilter) (_ []*ent.AgentRun, next s
 	}
 	if f.AgentName != "" {
 		q.Where(agentrun.AgentName(f.AgentName))
+	}
+	if f.ParentRunID != nil {
+		q.Where(agentrun.ParentRunID(*f.ParentRunID))
 	}
 	if !f.CreatedAfter.IsZero() {
 		q.Where(agentrun.CreatedAtGT(f.CreatedAfter))
@@ -483,6 +488,44 @@ func (r *Runs) ListSteps(ctx context.Context, runID uuid.UUID) (_ []*ent.AgentSt
 		return nil, err
 	}
 	return run.Edges.Steps, nil
+}
+
+// MaxStepPage is the most steps one page of ListStepsPage holds: a page
+// is cheap (a range of the (run_id, seq) index), and large runs are read
+// in few requests.
+const MaxStepPage = 5000
+
+// ListStepsPage returns at most limit of the run's steps by seq, after
+// the opaque cursor of a previous page ("" for the first), and the cursor
+// of the next page ("" once there are no more steps yet).
+func (r *Runs) ListStepsPage(ctx context.Context, runID uuid.UUID, limit int, cursor string) (_ []*ent.AgentStep, next string, err error) {
+	defer derrors.Wrap(&err, "Runs.ListStepsPage(%s)", runID)
+	if limit < 1 || limit > MaxStepPage {
+		return nil, "", derrors.Field("limit", "must be between 1 and %d", MaxStepPage)
+	}
+	after := 0
+	if cursor != "" {
+		n, ok := decodeSeqCursor(cursor)
+		if !ok {
+			return nil, "", derrors.Field("cursor", "is not a cursor this service returned")
+		}
+		after = n
+	}
+	run, err := r.get(ctx, runID, Include{})
+	if err != nil {
+		return nil, "", err
+	}
+	steps, err := r.s.client.AgentStep.Query().
+		Where(agentstep.RunID(run.ID), agentstep.TenantID(run.TenantID), agentstep.SeqGT(after)).
+		Order(agentstep.BySeq()).Limit(limit + 1).All(ctx)
+	if err != nil {
+		return nil, "", translate(err)
+	}
+	if len(steps) > limit {
+		steps = steps[:limit]
+		next = encodeSeqCursor(steps[limit-1].Seq)
+	}
+	return steps, next, nil
 }
 
 // AppendToolCalls records tool calls of the run with id. A finished run

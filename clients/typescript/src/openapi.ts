@@ -165,7 +165,7 @@ export interface paths {
         };
         /**
          * List a run's steps by seq
-         * @description Roles: authenticated, service_role.
+         * @description Without limit and cursor, every step of the run. With either, one page of at most limit steps by seq, and nextCursor to read the next page (null when there are no more steps yet); large runs are read page by page. Roles: authenticated, service_role.
          */
         get: operations["listSteps"];
         put?: never;
@@ -625,10 +625,10 @@ export interface components {
             /** @description Pass as ?cursor= for the next page; null on the last page. */
             nextCursor: string | null;
         };
-        /** @description All steps of a run, by seq. */
+        /** @description Steps of a run, by seq: all of them, or one page when limit or cursor is given. */
         StepList: {
             data: components["schemas"]["Step"][];
-            /** @description Always null: the list is not paginated. */
+            /** @description The cursor of the next page of steps; null without paging and on the last page. */
             nextCursor: string | null;
         };
         /** @description All tool calls of a run, by createdAt. */
@@ -1288,6 +1288,8 @@ export interface operations {
                 status?: components["schemas"]["RunStatus"];
                 /** @description Only runs of this agent. */
                 agentName?: string;
+                /** @description Only the child runs of this run. */
+                parentRunId?: string;
                 /** @description Only runs created at or after this time. */
                 createdAfter?: string;
                 /** @description Only runs created before this time. */
@@ -1525,7 +1527,12 @@ export interface operations {
     };
     listSteps: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Page size; with a cursor and no limit, 1000. */
+                limit?: number;
+                /** @description The opaque nextCursor of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
             header?: {
                 /** @description A request id to use and echo; one is generated when absent or not of this form. */
                 "X-Request-ID"?: components["parameters"]["RequestIdHeader"];
