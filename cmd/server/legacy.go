@@ -66,15 +66,8 @@ func legacyCommand(ctx context.Context, cfg config.Config, args []string, log *s
 		fmt.Fprint(stderr, legacyUsage)
 		return fmt.Errorf("legacy: unknown subcommand %q", args[0])
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseFlags(fs, "legacy "+args[0], args[1:]); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("legacy %s: unexpected arguments %q", args[0], fs.Args())
 	}
 	if args[0] == "import" && (opts.BatchSize <= 0 || opts.Workers <= 0) {
 		return errors.New("legacy import: --batch and --workers must be positive")

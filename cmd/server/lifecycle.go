@@ -56,15 +56,8 @@ func retentionCommand(ctx context.Context, cfg config.Config, args []string, log
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, retentionUsage) }
 	dryRun := fs.Bool("dry-run", false, "delete nothing; print what would be deleted")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseFlags(fs, "retention run", args[1:]); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("retention run: unexpected arguments %q", fs.Args())
 	}
 	st, err := openStore(ctx, cfg, log, prometheus.NewRegistry())
 	if err != nil {
@@ -130,15 +123,8 @@ func exportCommand(ctx context.Context, cfg config.Config, args []string, log *s
 	fromFlag := fs.String("from", "", "first creation time, RFC 3339 (inclusive)")
 	toFlag := fs.String("to", "", "last creation time, RFC 3339 (exclusive)")
 	out := fs.String("out", "", "output file; gzip when it ends in .gz")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseFlags(fs, "export", args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("export: unexpected arguments %q", fs.Args())
 	}
 	tenantID, err := uuid.Parse(*tenantFlag)
 	if err != nil {

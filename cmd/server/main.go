@@ -8,6 +8,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -423,4 +424,21 @@ func (c countedPinger) Ping(ctx context.Context) error {
 	}
 	c.up.WithLabelValues(c.name).Set(1)
 	return nil
+}
+
+// parseFlags parses args into fs, the flags of the command name. help is
+// true when the caller asked for the usage (-h), which fs has printed;
+// positional arguments are an error, after the usage.
+func parseFlags(fs *flag.FlagSet, name string, args []string) (help bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return false, err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return false, fmt.Errorf("%s: unexpected arguments %q", name, fs.Args())
+	}
+	return false, nil
 }

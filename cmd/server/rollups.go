@@ -57,15 +57,8 @@ func rollupsCommand(ctx context.Context, cfg config.Config, args []string, log *
 	tenantID := fs.String("tenant", "", "one tenant's UUID")
 	from := fs.String("from", "", "first day (RFC 3339)")
 	to := fs.String("to", "", "end (RFC 3339)")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseFlags(fs, "rollups "+args[0], args[1:]); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("rollups %s: unexpected arguments %q", args[0], fs.Args())
 	}
 	opts := store.RebuildOptions{Progress: stdout}
 	if *tenantID != "" {
