@@ -124,8 +124,8 @@ func New(d Deps) *echo.Echo {
 	if d.UI != nil {
 		ui := echo.WrapHandler(d.UI)
 		for _, p := range []string{"/ui", "/ui/*"} {
-			e.GET(p, ui)
-			e.HEAD(p, ui)
+			route(http.MethodGet, p, "getRunViewer", ui)
+			route(http.MethodHead, p, "getRunViewer", ui)
 		}
 	}
 

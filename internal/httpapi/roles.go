@@ -72,6 +72,10 @@ var operations = map[string]access{
 	"createErasure": {roles: serviceRole},
 	"getErasure":    {roles: serviceRole},
 	"exportRuns":    {roles: serviceRole},
+	// GET /ui and its assets, the run viewer: static files, public and
+	// never rate limited (the page signs in itself); not an API operation,
+	// so not in the OpenAPI document.
+	"getRunViewer": {unlimited: true},
 	// GET /v1/ws, the WebSocket handshake; OpenAPI 3.0 does not describe it.
 	// Both roles may subscribe and publish.
 	"openWebSocket": {roles: everyRole},

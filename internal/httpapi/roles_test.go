@@ -177,7 +177,7 @@ func TestOpenAPIRolesMatchTable(t *testing.T) {
 		}
 	}
 	for op := range operations {
-		if op != "openWebSocket" {
+		if op != "openWebSocket" && op != "getRunViewer" { // the WebSocket and the viewer's files are not in OpenAPI 3.0's terms
 			assert.True(t, seen[op], "the role table has %s, which the document lacks", op)
 		}
 	}
