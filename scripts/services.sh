@@ -72,11 +72,19 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 as_postgres "$PG_BIN/initdb" -D "$work/pg" -U postgres -A trust -E UTF8 --no-instructions >/dev/null
-opts="-p $pg_port -k $work -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=256MB"
+opts="-k $work -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=256MB"
 if [ "$durable" = 0 ]; then
   opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 fi
-as_postgres "$PG_BIN/pg_ctl" -D "$work/pg" -o "$opts" -l "$work/pg.log" -w start >/dev/null
+# A start can fail when another process takes the port between free_port
+# and the bind (several harnesses on one machine): say why and try once
+# more on another port.
+if ! as_postgres "$PG_BIN/pg_ctl" -D "$work/pg" -o "-p $pg_port $opts" -l "$work/pg.log" -w start >/dev/null; then
+  echo "services: postgres did not start on :$pg_port; its log:" >&2
+  cat "$work/pg.log" >&2 || true
+  pg_port=$(free_port)
+  as_postgres "$PG_BIN/pg_ctl" -D "$work/pg" -o "-p $pg_port $opts" -l "$work/pg.log" -w start >/dev/null
+fi
 
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
   --daemonize yes --pidfile "$work/redis.pid" --logfile "$work/redis.log" --dir "$work"
